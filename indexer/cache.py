@@ -1,0 +1,237 @@
+"""The SQLite cache of processed artifacts: one file per subdir.
+
+It is what makes runs incremental: an artifact whose size and change token
+match its row is never opened again. The schema is versioned
+(`PRAGMA user_version`) and migrated forward; a file that is corrupt,
+unreadable or from a newer version of this tool is set aside and rebuilt from
+the channel, with a warning, never a crash. Every update is one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import RunError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+LOCK_TIMEOUT_S = 120.0
+
+# MIGRATIONS[v] takes a database at version v to version v + 1.
+MIGRATIONS: dict[int, list[str]] = {
+    0: [
+        """
+    CREATE TABLE artifacts (
+        filename TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        token TEXT NOT NULL,
+        record BLOB,            -- index.json record (JSON), NULL when unreadable
+        run_exports BLOB,       -- JSON, NULL when unknown or unreadable
+        run_exports_error TEXT, -- why run_exports are unknown
+        error TEXT,             -- why the artifact is unreadable
+        md5 TEXT,               -- hex digests of the whole artifact, once known
+        sha256 TEXT
+    )""",
+        """
+    CREATE TABLE published (
+        path TEXT PRIMARY KEY,  -- channel-relative path of an output we wrote
+        token TEXT NOT NULL,    -- its token right after our write
+        sha256 TEXT NOT NULL    -- of the bytes we wrote
+    )""",
+    ],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CachedArtifact:
+    """One artifact as the cache knows it."""
+
+    filename: str
+    size: int
+    token: str
+    record: dict[str, Any] | None = None
+    run_exports: dict[str, Any] | None = None
+    run_exports_error: str | None = None
+    error: str | None = None
+    md5: str | None = None
+    sha256: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.error is None
+
+
+_COLUMNS = "filename, size, token, record, run_exports, run_exports_error, error, md5, sha256"
+
+
+def _dump(value: Any) -> bytes | None:
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _load(value: bytes | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+class Cache:
+    """An open per-subdir cache file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rebuilt_reason: str | None = None
+        try:
+            self._db = self._open()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                raise RunError(
+                    f"cache {self.path} is locked by another process for over "
+                    f"{LOCK_TIMEOUT_S:.0f} s; is another run still going?"
+                ) from None
+            self._db = self._rebuild(str(exc))
+        except sqlite3.DatabaseError as exc:
+            self._db = self._rebuild(str(exc))
+
+    # -- opening -----------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        db = self._connect()
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"schema version {version} is newer than this tool's {SCHEMA_VERSION}"
+                )
+            if version < SCHEMA_VERSION:
+                self._migrate(db, version)
+            db.execute("SELECT count(*) FROM artifacts").fetchone()
+            db.execute("PRAGMA quick_check").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _migrate(self, db: sqlite3.Connection, version: int) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for v in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[v]:
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _rebuild(self, reason: str) -> sqlite3.Connection:
+        self.rebuilt_reason = reason
+        log.warning("cache %s is unusable (%s); rebuilding it from the channel", self.path, reason)
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            candidate = Path(f"{self.path}{suffix}")
+            if candidate.exists():
+                os.replace(candidate, f"{self.path}.bad{suffix}")
+        return self._open()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries -----------------------------------------------------------
+    def states(self) -> dict[str, tuple[int, str]]:
+        """filename → (size, token) of every cached artifact."""
+        rows = self._db.execute("SELECT filename, size, token FROM artifacts")
+        return {name: (size, token) for name, size, token in rows}
+
+    def artifacts(self, names: Iterable[str] | None = None) -> list[CachedArtifact]:
+        """Cached artifacts (all, or those named), sorted by filename."""
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM artifacts ORDER BY filename")
+        wanted = None if names is None else set(names)
+        return [
+            _row(r) for r in rows if wanted is None or r[0] in wanted
+        ]
+
+    def published(self) -> dict[str, tuple[str, str]]:
+        """path → (token, sha256) of outputs this tool last wrote."""
+        rows = self._db.execute("SELECT path, token, sha256 FROM published")
+        return {path: (token, digest) for path, token, digest in rows}
+
+    # -- updates (one transaction each) --------------------------------------
+    def update(self, put: Iterable[CachedArtifact] = (), remove: Iterable[str] = ()) -> None:
+        """Store rows and drop filenames, atomically."""
+        put_rows = [
+            (
+                a.filename,
+                a.size,
+                a.token,
+                _dump(a.record),
+                _dump(a.run_exports),
+                a.run_exports_error,
+                a.error,
+                a.md5,
+                a.sha256,
+            )
+            for a in put
+        ]
+        with self._transaction() as db:
+            db.executemany("DELETE FROM artifacts WHERE filename = ?", ((n,) for n in remove))
+            db.executemany(
+                f"INSERT OR REPLACE INTO artifacts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                put_rows,
+            )
+
+    def set_published(self, path: str, token: str, sha256: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO published (path, token, sha256) VALUES (?,?,?)",
+                (path, token, sha256),
+            )
+
+    def forget_published(self, path: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM published WHERE path = ?", (path,))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _row(r: tuple[Any, ...]) -> CachedArtifact:
+    return CachedArtifact(
+        filename=r[0],
+        size=r[1],
+        token=r[2],
+        record=_load(r[3]),
+        run_exports=_load(r[4]),
+        run_exports_error=r[5],
+        error=r[6],
+        md5=r[7],
+        sha256=r[8],
+    )

@@ -1,0 +1,169 @@
+"""The `run-exports-index` command line.
+
+Exit status: 0 success, 1 failed run (or problems found with --strict),
+2 usage error. Errors are one line naming what is wrong, never a traceback
+(pass --verbose to see one for an internal error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .cachehome import CacheHome, LocalCacheHome, ScratchCacheHome
+from .errors import RunError, UsageError
+from .local import LocalStore
+from .pipeline import Options, index_channel
+from .report import RunReport, to_markdown
+from .storage import ChannelStore
+
+log = logging.getLogger("run-exports-index")
+
+DESCRIPTION = """\
+Keep a conda channel's run_exports indexed. For each subdir it writes CEP-12
+run_exports.json (+ .zst), reading only the info part of new or changed
+artifacts and remembering the rest in a SQLite cache."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that fails with one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="run-exports-index", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    index = commands.add_parser(
+        "index",
+        help="index a channel (a directory or s3://bucket/prefix)",
+        description=DESCRIPTION,
+    )
+    index.add_argument("channel", metavar="CHANNEL", help="channel directory or s3://bucket/prefix")
+    index.add_argument(
+        "--subdir",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="index only this subdir (repeatable; default: every subdir found)",
+    )
+    index.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the cache files here (default: CHANNEL/.run-exports-index)",
+    )
+    index.add_argument(
+        "--jobs", type=_positive_int, default=8, metavar="N", help="artifacts read at once (default 8)"
+    )
+    index.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    index.add_argument(
+        "--summary", type=Path, metavar="FILE", help="write the Markdown summary here"
+    )
+    index.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="do everything but write; report what would be uploaded",
+    )
+    index.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when any artifact is unreadable or has malformed run_exports",
+    )
+    index.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    index.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def open_store(channel: str) -> ChannelStore:
+    """The backend for a CHANNEL argument."""
+    if channel.startswith("s3://"):
+        raise UsageError("s3:// channels are not supported by this build")
+    return LocalStore(channel)
+
+
+def default_cache_home(store: ChannelStore, cache_dir: Path | None) -> CacheHome:
+    if cache_dir is not None:
+        return LocalCacheHome(cache_dir)
+    return LocalCacheHome(store.local_cache_dir())  # type: ignore[attr-defined]
+
+
+def run_index(args: argparse.Namespace) -> RunReport:
+    store = open_store(args.channel)
+    home = default_cache_home(store, args.cache_dir)
+    options = Options(subdirs=args.subdir, jobs=args.jobs, dry_run=args.dry_run, strict=args.strict)
+    if args.dry_run:
+        scratch = ScratchCacheHome(home)
+        try:
+            return index_channel(store, scratch, options)
+        finally:
+            scratch.close()
+    return index_channel(store, home, options)
+
+
+def write_outputs(report: RunReport, args: argparse.Namespace) -> str:
+    markdown = to_markdown(report)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_bytes(report.to_json())
+    if args.summary:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(markdown, encoding="utf-8")
+    return markdown
+
+
+def has_problems(report: RunReport) -> bool:
+    return any(s.unreadable or s.run_exports_unknown for s in report.subdirs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"run-exports-index: error: {exc}", file=sys.stderr)
+        return 2
+    if args.command is None:
+        build_parser().print_help(sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        report = run_index(args)
+    except UsageError as exc:
+        print(f"run-exports-index: error: {exc}", file=sys.stderr)
+        return 2
+    except RunError as exc:
+        print(f"run-exports-index: failed: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(f"run-exports-index: internal error: {type(exc).__name__}: {exc} "
+              "(run with --verbose for details)", file=sys.stderr)
+        return 1
+    markdown = write_outputs(report, args)
+    if not args.quiet:
+        print(markdown)
+    if args.strict and has_problems(report):
+        print("run-exports-index: --strict: problems found (see the summary)", file=sys.stderr)
+        return 1
+    return 0

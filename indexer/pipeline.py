@@ -1,0 +1,225 @@
+"""One run over a channel: list → diff → read info → cache → render → publish.
+
+This module wires the stages together; each stage lives in its own module and
+the pure ones (diff, render, report) never touch storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from . import diff, render
+from .artifact import UnreadableArtifact, read_info
+from .cache import Cache, CachedArtifact
+from .cachehome import CacheHome
+from .errors import Conflict, UsageError
+from .progress import Progress
+from .publish import ZSTD_TYPE, Output, publish
+from .report import Problem, RunExportsChange, RunReport, SubdirReport
+from .storage import ChannelStore, Entry, is_artifact
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+COMMIT_EVERY = 256  # artifacts per cache transaction while reading
+MAX_ATTEMPTS = 3  # passes over a subdir when another writer keeps getting there first
+
+
+@dataclass
+class Options:
+    """How to run; the CLI and the action entrypoint both build one."""
+
+    subdirs: list[str] = field(default_factory=list)  # empty: every subdir found
+    jobs: int = 8
+    dry_run: bool = False
+    strict: bool = False
+
+
+def index_channel(store: ChannelStore, home: CacheHome, options: Options) -> RunReport:
+    """Index every selected subdir of the channel and return the report."""
+    started = time.monotonic()
+    report = RunReport(channel=store.location, mode="dry-run" if options.dry_run else "publish")
+    for subdir in select_subdirs(store, options.subdirs):
+        report.subdirs.append(index_subdir(store, home, subdir, options))
+    report.duration_s = time.monotonic() - started
+    return report
+
+
+def select_subdirs(store: ChannelStore, requested: list[str]) -> list[str]:
+    """The subdirs to index: those asked for, or every one the channel has."""
+    if requested:
+        return sorted(set(requested))
+    found = store.list_subdirs()
+    if not found:
+        raise UsageError(
+            f"no subdirs found in {store.location} (expected folders such as noarch, linux-64)"
+        )
+    return found
+
+
+def index_subdir(store: ChannelStore, home: CacheHome, subdir: str, options: Options) -> SubdirReport:
+    """Bring one subdir's outputs in line with its artifacts."""
+    path = home.checkout(subdir)
+    with Cache(path) as cache:
+        report = SubdirReport(subdir=subdir, cache_rebuilt=cache.rebuilt_reason)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                _one_pass(store, cache, subdir, options, report)
+                break
+            except Conflict as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                log.warning("%s; listing %s again and redoing", exc, subdir)
+    if not options.dry_run:
+        home.checkin(subdir, path)
+    return report
+
+
+def _one_pass(
+    store: ChannelStore, cache: Cache, subdir: str, options: Options, report: SubdirReport
+) -> None:
+    listing = store.list_subdir(subdir)
+    artifacts = [e for e in listing if is_artifact(e.name)]
+    if not artifacts and options.subdirs and not any(
+        e.name == "run_exports.json" for e in listing
+    ):
+        raise UsageError(f"subdir {subdir!r} has no artifacts in {store.location}")
+    plan = diff.plan(artifacts, cache.states())
+    before = {a.filename: a for a in cache.artifacts(
+        [e.name for e in plan.changed] + plan.removed
+    )}
+
+    vanished = _read_and_cache(store, cache, subdir, plan, options, report)
+    cache.update(remove=plan.removed + vanished)
+
+    current = {a.filename: a for a in cache.artifacts()}
+    report.listed = len(artifacts)
+    report.new += [e.name for e in plan.new if e.name in current]
+    report.changed += [e.name for e in plan.changed if e.name in current]
+    report.removed += plan.removed
+    report.unchanged = len(plan.unchanged)
+    report.run_exports_changes += _changes(before, current, plan)
+    report.unreadable = [Problem(a.filename, a.error) for a in current.values() if a.error]
+    report.run_exports_unknown = [
+        Problem(a.filename, a.run_exports_error)
+        for a in current.values()
+        if a.readable and a.run_exports_error
+    ]
+
+    document = render.run_exports_json(subdir, current.values())
+    outputs = [
+        Output(f"{subdir}/run_exports.json", document),
+        Output(f"{subdir}/run_exports.json.zst", render.compress(document), ZSTD_TYPE),
+    ]
+    listed = {f"{subdir}/{e.name}": e for e in listing}
+    report.uploaded += publish(store, cache, outputs, listed, dry_run=options.dry_run)
+
+
+def _read_and_cache(
+    store: ChannelStore,
+    cache: Cache,
+    subdir: str,
+    plan: diff.Plan,
+    options: Options,
+    report: SubdirReport,
+) -> list[str]:
+    """Read every new or changed artifact, caching results in batches.
+
+    Returns the names of artifacts that disappeared between listing and reading.
+    """
+    todo = plan.to_read
+    progress = Progress(f"{subdir}: reading", len(todo))
+    batch: list[CachedArtifact] = []
+    vanished: list[str] = []
+    for entry, outcome in _bounded_map(lambda e: _read_one(store, subdir, e), todo, options.jobs):
+        progress.advance()
+        if outcome is None:
+            log.warning("%s/%s disappeared while the run read it", subdir, entry.name)
+            vanished.append(entry.name)
+            continue
+        row, nbytes = outcome
+        report.artifacts_read += 1
+        report.bytes_read += nbytes
+        if row.error:
+            log.warning("%s/%s is unreadable: %s", subdir, entry.name, row.error)
+        batch.append(row)
+        if len(batch) >= COMMIT_EVERY:
+            cache.update(put=batch)
+            batch = []
+    cache.update(put=batch)
+    progress.finish()
+    return vanished
+
+
+def _read_one(store: ChannelStore, subdir: str, entry: Entry) -> tuple[CachedArtifact, int] | None:
+    try:
+        with store.open_artifact(subdir, entry.name) as fileobj:
+            try:
+                info = read_info(entry.name, fileobj, entry.size)
+            except UnreadableArtifact as exc:
+                row = CachedArtifact(entry.name, entry.size, entry.token, error=str(exc))
+            else:
+                row = CachedArtifact(
+                    entry.name,
+                    entry.size,
+                    entry.token,
+                    record=info.record,
+                    run_exports=info.run_exports,
+                    run_exports_error=info.run_exports_error,
+                )
+            return row, fileobj.bytes_read
+    except FileNotFoundError:
+        return None
+
+
+def _bounded_map(
+    fn: Callable[[T], R], items: list[T], jobs: int
+) -> Iterator[tuple[T, R]]:
+    """Like `executor.map`, but with at most `jobs * 2` items in flight (memory stays flat)."""
+    if jobs <= 1:
+        for item in items:
+            yield item, fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="reader") as pool:
+        pending: dict[Future[R], T] = {}
+        queue = iter(items)
+        for item in queue:
+            pending[pool.submit(fn, item)] = item
+            if len(pending) >= jobs * 2:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = pending.pop(future)
+                yield item, future.result()
+                for more in queue:
+                    pending[pool.submit(fn, more)] = more
+                    break
+
+
+def _entry(row: CachedArtifact | None) -> dict | None:
+    """An artifact's entry in run_exports.json, or None when it has none."""
+    if row is None or not row.readable:
+        return None
+    return row.run_exports
+
+
+def _changes(
+    before: dict[str, CachedArtifact], current: dict[str, CachedArtifact], plan: diff.Plan
+) -> list[RunExportsChange]:
+    """How each touched artifact's run_exports.json entry moved, in name order."""
+    names = sorted([e.name for e in plan.new] + [e.name for e in plan.changed] + plan.removed)
+    changes = []
+    for name in names:
+        old, new = _entry(before.get(name)), _entry(current.get(name))
+        if old == new:
+            continue
+        kind = "added" if old is None else "removed" if new is None else "changed"
+        changes.append(RunExportsChange(name, kind, old, new))
+    return changes

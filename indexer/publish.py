@@ -1,0 +1,73 @@
+"""Publish outputs: write only what changed, conditionally, and remember it.
+
+The cache records the token and sha256 of every output this tool wrote, so a
+run with nothing new compares hashes against the listing and sends nothing at
+all. An output whose token we do not recognise (written by someone else, or a
+lost cache) is fetched once and compared before any write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from .cache import Cache
+from .storage import ChannelStore, Entry
+
+JSON_TYPE = "application/json"
+ZSTD_TYPE = "application/zstd"
+MSGPACK_ZSTD_TYPE = "application/vnd.msgpack+zstd"
+INDEX_CACHE_CONTROL = "public, max-age=60"
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One file to publish in the channel."""
+
+    path: str  # channel-relative
+    data: bytes
+    content_type: str = JSON_TYPE
+    cache_control: str = INDEX_CACHE_CONTROL
+
+
+def publish(
+    store: ChannelStore,
+    cache: Cache,
+    outputs: list[Output],
+    listed: dict[str, Entry],
+    *,
+    dry_run: bool,
+) -> list[str]:
+    """Write each output whose bytes differ from what is published; return their paths.
+
+    `listed` maps channel-relative path → the listing entry seen at the start of
+    the run; writes are conditional on it (`errors.Conflict` otherwise). With
+    `dry_run` nothing is written and the paths that would be are returned.
+    """
+    published = cache.published()
+    written: list[str] = []
+    for output in outputs:
+        digest = hashlib.sha256(output.data).hexdigest()
+        current = listed.get(output.path)
+        if current is not None:
+            ours = published.get(output.path)
+            if ours is not None and ours[0] == current.token:
+                if ours[1] == digest:  # the bytes we wrote last time are still there
+                    continue
+            elif store.read(output.path) == output.data:  # someone else's: compare once
+                if not dry_run:
+                    cache.set_published(output.path, current.token, digest)
+                continue
+        written.append(output.path)
+        if dry_run:
+            continue
+        token = store.write(
+            output.path,
+            output.data,
+            expect=current.token if current else None,
+            content_type=output.content_type,
+            cache_control=output.cache_control,
+        )
+        cache.set_published(output.path, token, digest)
+    return written

@@ -1,0 +1,60 @@
+"""Render a subdir's outputs from the cache: pure, byte-deterministic.
+
+`run_exports.json` is CEP-12 exactly as conda-index 0.13 writes it: compact,
+keys sorted, ASCII-escaped, no trailing newline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import zstandard
+
+from .cache import CachedArtifact
+
+RUN_EXPORTS_VERSION = 1
+ZSTD_LEVEL = 19
+_NOT_PRINTABLE_ASCII = re.compile(rb"[^\x20-\x7e]")
+
+
+def dumps_compact(data: Any) -> bytes:
+    """`json.dumps(data, sort_keys=True, separators=(",", ":"))`, fast.
+
+    orjson agrees with the standard library byte for byte on printable ASCII;
+    anything else (non-ASCII, control characters, DEL) is escaped by `json`
+    and not by orjson, so those rare documents go through `json`.
+    """
+    out = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    if not _NOT_PRINTABLE_ASCII.search(out):
+        return out
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def compress(data: bytes) -> bytes:
+    """zstd with a fixed level and the content size recorded: same input, same bytes."""
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data)
+
+
+def run_exports_document(subdir: str, artifacts: Iterable[CachedArtifact]) -> dict[str, Any]:
+    """CEP-12 run_exports data: every readable artifact with known run_exports."""
+    packages: dict[str, Any] = {}
+    packages_conda: dict[str, Any] = {}
+    for artifact in artifacts:
+        if not artifact.readable or artifact.run_exports is None:
+            continue
+        section = packages_conda if artifact.filename.endswith(".conda") else packages
+        section[artifact.filename] = {"run_exports": artifact.run_exports}
+    return {
+        "info": {"subdir": subdir, "version": RUN_EXPORTS_VERSION},
+        "packages": packages,
+        "packages.conda": packages_conda,
+    }
+
+
+def run_exports_json(subdir: str, artifacts: Iterable[CachedArtifact]) -> bytes:
+    """The bytes of `<subdir>/run_exports.json`."""
+    return dumps_compact(run_exports_document(subdir, artifacts))

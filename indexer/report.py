@@ -1,0 +1,192 @@
+"""The run report: one JSON document and its Markdown rendering (pure).
+
+The JSON is what tools read (`--report`); the Markdown is what people read
+(`--summary`, the job summary, the pull-request comment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+MARKDOWN_TITLE = "run-exports-index"
+MAX_LISTED = 200  # filenames listed per section in Markdown before "… and N more"
+
+
+@dataclass(slots=True)
+class RunExportsChange:
+    """One artifact's entry in run_exports.json appearing, going or changing."""
+
+    filename: str
+    change: str  # "added" | "removed" | "changed"
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class Problem:
+    filename: str
+    reason: str
+
+
+@dataclass(slots=True)
+class SubdirReport:
+    subdir: str
+    listed: int = 0
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    unreadable: list[Problem] = field(default_factory=list)
+    run_exports_unknown: list[Problem] = field(default_factory=list)
+    run_exports_changes: list[RunExportsChange] = field(default_factory=list)
+    artifacts_read: int = 0
+    bytes_read: int = 0
+    uploaded: list[str] = field(default_factory=list)
+    cache_rebuilt: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "listed": self.listed,
+            "new": len(self.new),
+            "changed": len(self.changed),
+            "removed": len(self.removed),
+            "unchanged": self.unchanged,
+            "unreadable": len(self.unreadable),
+            "artifacts": {
+                "new": self.new,
+                "changed": self.changed,
+                "removed": self.removed,
+                "unreadable": [asdict(p) for p in self.unreadable],
+                "run_exports_unknown": [asdict(p) for p in self.run_exports_unknown],
+            },
+            "run_exports_changes": [asdict(c) for c in self.run_exports_changes],
+            "artifacts_read": self.artifacts_read,
+            "bytes_read": self.bytes_read,
+            "uploaded": self.uploaded,
+            "cache_rebuilt": self.cache_rebuilt,
+        }
+
+
+@dataclass(slots=True)
+class RunReport:
+    channel: str
+    mode: str  # "publish" | "dry-run" | "preview"
+    subdirs: list[SubdirReport] = field(default_factory=list)
+    duration_s: float = 0.0
+    retries: int = 0
+    error: str | None = None
+
+    @property
+    def uploaded(self) -> list[str]:
+        return [path for s in self.subdirs for path in s.uploaded]
+
+    def total(self, name: str) -> int:
+        return sum(_count(getattr(s, name)) for s in self.subdirs)
+
+    def to_dict(self) -> dict[str, Any]:
+        totals = {
+            k: self.total(k)
+            for k in ("listed", "new", "changed", "removed", "unchanged", "unreadable")
+        }
+        totals["bytes_read"] = self.total("bytes_read")
+        totals["artifacts_read"] = self.total("artifacts_read")
+        return {
+            "channel": self.channel,
+            "mode": self.mode,
+            "ok": self.error is None,
+            "error": self.error,
+            "totals": totals,
+            "subdirs": {s.subdir: s.to_dict() for s in self.subdirs},
+            "uploaded": self.uploaded,
+            "retries": self.retries,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+def _count(value: Any) -> int:
+    return len(value) if isinstance(value, list) else int(value)
+
+
+# -- Markdown ------------------------------------------------------------------
+def to_markdown(report: RunReport) -> str:
+    """The report for people: a table of counts, then the details that matter."""
+    lines = [f"## {MARKDOWN_TITLE}: `{report.channel}`", ""]
+    if report.error:
+        lines += [f"> [!CAUTION]\n> Run failed: {report.error}", ""]
+    verb = "would upload" if report.mode != "publish" else "uploaded"
+    lines += [
+        f"Mode **{report.mode}** · {len(report.subdirs)} subdir(s) · "
+        f"{report.total('listed')} artifacts · {len(report.uploaded)} file(s) {verb} · "
+        f"{_bytes(report.total('bytes_read'))} read · {report.duration_s:.1f} s",
+        "",
+        "| subdir | listed | new | changed | removed | unchanged | unreadable | read |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in report.subdirs:
+        lines.append(
+            f"| `{s.subdir}` | {s.listed} | {len(s.new)} | {len(s.changed)} | "
+            f"{len(s.removed)} | {s.unchanged} | {len(s.unreadable)} | {_bytes(s.bytes_read)} |"
+        )
+    lines.append("")
+    changes = [(s.subdir, c) for s in report.subdirs for c in s.run_exports_changes]
+    if changes:
+        lines += _details(
+            f"run_exports changes ({len(changes)})",
+            [_change_line(subdir, c) for subdir, c in changes],
+        )
+    else:
+        lines += ["No run_exports changes.", ""]
+    problems = [
+        (s.subdir, p, "unreadable") for s in report.subdirs for p in s.unreadable
+    ] + [(s.subdir, p, "run_exports unknown") for s in report.subdirs for p in s.run_exports_unknown]
+    if problems:
+        lines += _details(
+            f"Problems ({len(problems)})",
+            [f"- `{sub}/{p.filename}` ({what}): {p.reason}" for sub, p, what in problems],
+        )
+    uploaded = report.uploaded
+    if uploaded:
+        lines += _details(
+            f"Files {verb} ({len(uploaded)})", [f"- `{path}`" for path in uploaded]
+        )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _details(title: str, items: list[str]) -> list[str]:
+    shown = items[:MAX_LISTED]
+    if len(items) > MAX_LISTED:
+        shown.append(f"- … and {len(items) - MAX_LISTED} more (see the JSON report)")
+    return ["<details>", f"<summary>{title}</summary>", "", *shown, "", "</details>", ""]
+
+
+def _change_line(subdir: str, c: RunExportsChange) -> str:
+    if c.change == "added":
+        return f"- `{subdir}/{c.filename}` added with {_exports(c.new)}"
+    if c.change == "removed":
+        return f"- `{subdir}/{c.filename}` removed (had {_exports(c.old)})"
+    return f"- `{subdir}/{c.filename}` changed: {_exports(c.old)} → {_exports(c.new)}"
+
+
+def _exports(value: dict[str, Any] | None) -> str:
+    if value is None:
+        return "unknown run_exports"
+    if not value:
+        return "no run_exports"
+    parts = [f"{k}: {', '.join(f'`{s}`' for s in v)}" for k, v in sorted(value.items())
+             if isinstance(v, list)]
+    return "; ".join(parts) or "no run_exports"
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
