@@ -82,9 +82,7 @@ def _read_members(filename: str, fileobj: BinaryIO) -> dict[str, bytes]:
                     break  # .tar.bz2: the package files start; info is behind us
                 info_bytes += member.size
                 if info_bytes > MAX_INFO_BYTES:
-                    raise UnreadableArtifact(
-                        f"info part larger than {MAX_INFO_BYTES // 2**20} MiB"
-                    )
+                    raise UnreadableArtifact(f"info part larger than {MAX_INFO_BYTES // 2**20} MiB")
                 if member.name in WANTED and member.name not in found:
                     found[member.name] = _member_bytes(tar, member)
                     if len(found) == len(WANTED):

@@ -163,9 +163,7 @@ class Cache:
         """Cached artifacts (all, or those named), sorted by filename."""
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM artifacts ORDER BY filename")
         wanted = None if names is None else set(names)
-        return [
-            _row(r) for r in rows if wanted is None or r[0] in wanted
-        ]
+        return [_row(r) for r in rows if wanted is None or r[0] in wanted]
 
     def published(self) -> dict[str, tuple[str, str]]:
         """path → (token, sha256) of outputs this tool last wrote."""

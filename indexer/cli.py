@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the cache files here (default: CHANNEL/.run-exports-index)",
     )
     index.add_argument(
-        "--jobs", type=_positive_int, default=8, metavar="N", help="artifacts read at once (default 8)"
+        "--jobs",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="artifacts read at once (default 8)",
     )
     index.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
     index.add_argument(
@@ -157,8 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             raise
-        print(f"run-exports-index: internal error: {type(exc).__name__}: {exc} "
-              "(run with --verbose for details)", file=sys.stderr)
+        print(
+            f"run-exports-index: internal error: {type(exc).__name__}: {exc} "
+            "(run with --verbose for details)",
+            file=sys.stderr,
+        )
         return 1
     markdown = write_outputs(report, args)
     if not args.quiet:

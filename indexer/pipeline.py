@@ -63,7 +63,9 @@ def select_subdirs(store: ChannelStore, requested: list[str]) -> list[str]:
     return found
 
 
-def index_subdir(store: ChannelStore, home: CacheHome, subdir: str, options: Options) -> SubdirReport:
+def index_subdir(
+    store: ChannelStore, home: CacheHome, subdir: str, options: Options
+) -> SubdirReport:
     """Bring one subdir's outputs in line with its artifacts."""
     path = home.checkout(subdir)
     with Cache(path) as cache:
@@ -86,14 +88,10 @@ def _one_pass(
 ) -> None:
     listing = store.list_subdir(subdir)
     artifacts = [e for e in listing if is_artifact(e.name)]
-    if not artifacts and options.subdirs and not any(
-        e.name == "run_exports.json" for e in listing
-    ):
+    if not artifacts and options.subdirs and not any(e.name == "run_exports.json" for e in listing):
         raise UsageError(f"subdir {subdir!r} has no artifacts in {store.location}")
     plan = diff.plan(artifacts, cache.states())
-    before = {a.filename: a for a in cache.artifacts(
-        [e.name for e in plan.changed] + plan.removed
-    )}
+    before = {a.filename: a for a in cache.artifacts([e.name for e in plan.changed] + plan.removed)}
 
     vanished = _read_and_cache(store, cache, subdir, plan, options, report)
     cache.update(remove=plan.removed + vanished)
@@ -178,9 +176,7 @@ def _read_one(store: ChannelStore, subdir: str, entry: Entry) -> tuple[CachedArt
         return None
 
 
-def _bounded_map(
-    fn: Callable[[T], R], items: list[T], jobs: int
-) -> Iterator[tuple[T, R]]:
+def _bounded_map(fn: Callable[[T], R], items: list[T], jobs: int) -> Iterator[tuple[T, R]]:
     """Like `executor.map`, but with at most `jobs * 2` items in flight (memory stays flat)."""
     if jobs <= 1:
         for item in items:

@@ -142,9 +142,9 @@ def to_markdown(report: RunReport) -> str:
         )
     else:
         lines += ["No run_exports changes.", ""]
-    problems = [
-        (s.subdir, p, "unreadable") for s in report.subdirs for p in s.unreadable
-    ] + [(s.subdir, p, "run_exports unknown") for s in report.subdirs for p in s.run_exports_unknown]
+    problems = [(s.subdir, p, "unreadable") for s in report.subdirs for p in s.unreadable] + [
+        (s.subdir, p, "run_exports unknown") for s in report.subdirs for p in s.run_exports_unknown
+    ]
     if problems:
         lines += _details(
             f"Problems ({len(problems)})",
@@ -152,9 +152,7 @@ def to_markdown(report: RunReport) -> str:
         )
     uploaded = report.uploaded
     if uploaded:
-        lines += _details(
-            f"Files {verb} ({len(uploaded)})", [f"- `{path}`" for path in uploaded]
-        )
+        lines += _details(f"Files {verb} ({len(uploaded)})", [f"- `{path}`" for path in uploaded])
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -178,8 +176,11 @@ def _exports(value: dict[str, Any] | None) -> str:
         return "unknown run_exports"
     if not value:
         return "no run_exports"
-    parts = [f"{k}: {', '.join(f'`{s}`' for s in v)}" for k, v in sorted(value.items())
-             if isinstance(v, list)]
+    parts = [
+        f"{k}: {', '.join(f'`{s}`' for s in v)}"
+        for k, v in sorted(value.items())
+        if isinstance(v, list)
+    ]
     return "; ".join(parts) or "no run_exports"
 
 

@@ -77,7 +77,9 @@ def build_sample_channel(root: str | os.PathLike[str]) -> Path:
     linux, noarch = root / "linux-64", root / "noarch"
     pin = {"weak": ["libfoo >=1.2,<2.0a0"]}
     for fmt in (".conda", ".tar.bz2"):
-        build_artifact(linux, "libfoo", "1.2.0", "h1_0", subdir="linux-64", fmt=fmt, run_exports=pin)
+        build_artifact(
+            linux, "libfoo", "1.2.0", "h1_0", subdir="linux-64", fmt=fmt, run_exports=pin
+        )
     build_artifact(
         linux,
         "libbar",
