@@ -158,4 +158,4 @@ def _check_specs(key: str, specs: Any) -> None:
         raise ValueError(f"{key!r} must be a list of match specs, found {type(specs).__name__}")
     for spec in specs:
         if not isinstance(spec, str):
-            raise ValueError(f"{key!r} holds a {type(spec).__name__}, not a match spec string")
+            raise ValueError(f"{key!r} must hold match-spec strings, found {type(spec).__name__}")

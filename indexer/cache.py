@@ -107,6 +107,8 @@ class Cache:
         return db
 
     def _open(self) -> sqlite3.Connection:
+        if self.path.exists() and self.path.stat().st_size == 0:
+            raise sqlite3.DatabaseError("the file is empty")
         db = self._connect()
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]

@@ -1,0 +1,87 @@
+"""Issue 2, acceptance 5: a corrupt or future cache is rebuilt, with a warning."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from indexer.cache import SCHEMA_VERSION, Cache, CachedArtifact
+from indexer.sample import build_artifact
+
+
+@pytest.fixture
+def channel(tmp_path: Path) -> Path:
+    root = tmp_path / "ch"
+    build_artifact(root / "noarch", "a", run_exports=["a"])
+    build_artifact(root / "noarch", "b", fmt=".tar.bz2")
+    return root
+
+
+def cache_file(channel: Path) -> Path:
+    return channel / ".run-exports-index" / "noarch.sqlite"
+
+
+def test_cache_is_one_file_per_subdir(channel: Path, run_cli) -> None:
+    build_artifact(channel / "linux-64", "c", subdir="linux-64")
+    assert run_cli("index", channel)[0] == 0
+    assert sorted(p.name for p in (channel / ".run-exports-index").glob("*.sqlite")) == [
+        "linux-64.sqlite",
+        "noarch.sqlite",
+    ]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda p: p.write_bytes(b"garbage" * 100), id="garbage"),
+        pytest.param(lambda p: p.write_bytes(p.read_bytes()[:1000]), id="truncated"),
+        pytest.param(lambda p: p.write_bytes(b""), id="empty"),
+        pytest.param(
+            lambda p: p.write_bytes(
+                p.read_bytes()[:4096] + b"\xde\xad" * 2048 + p.read_bytes()[8192:]
+            ),
+            id="garbled-page",
+        ),
+        pytest.param(
+            lambda p: sqlite3.connect(p).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}"),
+            id="future-version",
+        ),
+    ],
+)
+def test_damaged_cache_rebuilt_with_warning(channel: Path, run_cli, caplog, damage) -> None:
+    assert run_cli("index", channel)[0] == 0
+    expected = (channel / "noarch" / "run_exports.json").read_bytes()
+    (channel / "noarch" / "run_exports.json").unlink()
+    damage(cache_file(channel))
+
+    with caplog.at_level(logging.WARNING):
+        status, _, err = run_cli("index", channel)
+    assert status == 0, err
+    assert "Traceback" not in err
+    assert (channel / "noarch" / "run_exports.json").read_bytes() == expected
+    assert "rebuilding" in caplog.text
+    assert "noarch.sqlite" in caplog.text
+
+
+def test_future_version_warns(channel: Path, run_cli, caplog) -> None:
+    run_cli("index", channel)
+    sqlite3.connect(cache_file(channel)).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    with caplog.at_level(logging.WARNING):
+        assert run_cli("index", channel)[0] == 0
+    assert "newer than this tool" in caplog.text
+    assert "rebuilding" in caplog.text
+
+
+def test_cache_round_trip_and_migration_from_empty(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite"
+    row = CachedArtifact("a-1-0.conda", 10, "t", {"name": "a"}, {"weak": ["a"]}, md5="m")
+    with Cache(path) as cache:
+        cache.update(put=[row])
+    with Cache(path) as cache:
+        assert cache.artifacts() == [row]
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        cache.update(remove=["a-1-0.conda"])
+        assert cache.states() == {}

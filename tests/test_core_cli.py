@@ -1,0 +1,101 @@
+"""Issue 2, acceptance 6 and the CLI contract: exit codes, one-line errors, report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from indexer.sample import build_artifact
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["index", "/nonexistent/channel"], "channel directory not found: /nonexistent/channel"),
+        (["index", "{ch}", "--bogus"], "unrecognized arguments: --bogus"),
+        (["index", "{ch}", "--jobs", "0"], "must be at least 1"),
+        (["index", "{empty}"], "no subdirs found in"),
+        (["index", "{ch}", "--subdir", "win-64"], "subdir 'win-64' has no artifacts"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(tmp_path: Path, run_cli, args, message) -> None:
+    ch = tmp_path / "ch"
+    build_artifact(ch / "noarch", "a")
+    (tmp_path / "empty" / "not-a-subdir").mkdir(parents=True)
+    argv = [a.format(ch=ch, empty=tmp_path / "empty") for a in args]
+    status, out, err = run_cli(*argv)
+    assert status == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in out + err
+
+
+def test_console_script_and_module_entry_points(tmp_path: Path) -> None:
+    ch = tmp_path / "ch"
+    build_artifact(ch / "noarch", "a", run_exports=["a"])
+    for cmd in (
+        [sys.executable, "-m", "indexer", "index", str(ch), "--quiet"],
+        [str(Path(sys.executable).with_name("run-exports-index")), "index", str(ch), "--quiet"],
+    ):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    help_text = subprocess.run(
+        [sys.executable, "-m", "indexer", "index", "--help"], capture_output=True, text=True
+    ).stdout
+    for flag in (
+        "--subdir",
+        "--cache-dir",
+        "--jobs",
+        "--report",
+        "--summary",
+        "--dry-run",
+        "--strict",
+    ):
+        assert flag in help_text
+
+
+def test_report_and_summary_files(tmp_path: Path, run_cli) -> None:
+    ch = tmp_path / "ch"
+    build_artifact(ch / "noarch", "a", run_exports=["a"])
+    (ch / "noarch" / "broken-1-0.conda").write_bytes(b"nope")
+    report, summary = tmp_path / "r" / "report.json", tmp_path / "s" / "summary.md"
+    status, out, _ = run_cli("index", ch, "--report", report, "--summary", summary)
+    assert status == 0
+    data = orjson.loads(report.read_bytes())
+    noarch = data["subdirs"]["noarch"]
+    for key in ("listed", "new", "changed", "removed", "unchanged", "unreadable", "bytes_read"):
+        assert key in noarch
+    assert (noarch["listed"], noarch["new"], noarch["unreadable"]) == (2, 2, 1)
+    assert noarch["artifacts"]["unreadable"][0]["filename"] == "broken-1-0.conda"
+    assert noarch["run_exports_changes"] == [
+        {"filename": "a-1.0-0.conda", "change": "added", "old": None, "new": {"weak": ["a"]}}
+    ]
+    assert data["uploaded"] == ["noarch/run_exports.json", "noarch/run_exports.json.zst"]
+    assert isinstance(data["duration_s"], float)
+    markdown = summary.read_text()
+    assert markdown in out  # also printed at the end
+    assert "broken-1-0.conda" in markdown and "`a`" in markdown
+
+
+def test_dry_run_writes_nothing(tmp_path: Path, run_cli) -> None:
+    ch = tmp_path / "ch"
+    build_artifact(ch / "noarch", "a", run_exports=["a"])
+    before = sorted(p.relative_to(ch) for p in ch.rglob("*"))
+    report = tmp_path / "report.json"
+    assert run_cli("index", ch, "--dry-run", "--report", report)[0] == 0
+    assert sorted(p.relative_to(ch) for p in ch.rglob("*")) == before
+    data = orjson.loads(report.read_bytes())
+    assert data["mode"] == "dry-run"
+    assert data["uploaded"] == ["noarch/run_exports.json", "noarch/run_exports.json.zst"]
+
+
+def test_progress_lines_when_not_a_tty(tmp_path: Path, run_cli) -> None:
+    ch = tmp_path / "ch"
+    build_artifact(ch / "noarch", "a")
+    _, _, err = run_cli("index", ch)
+    assert "noarch: reading: 1/1" in err

@@ -1,0 +1,132 @@
+"""Issue 2, acceptance 3: add, replace, remove; a warm run opens nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from indexer.cachehome import LocalCacheHome
+from indexer.local import LocalStore
+from indexer.pipeline import Options, index_channel
+from indexer.sample import build_artifact
+
+
+class CountingStore(LocalStore):
+    """A real local store that also counts the artifacts it opens."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.opened: list[str] = []
+
+    @contextmanager
+    def open_artifact(self, subdir: str, name: str):
+        self.opened.append(f"{subdir}/{name}")
+        with super().open_artifact(subdir, name) as f:
+            yield f
+
+
+@pytest.fixture
+def channel(tmp_path: Path) -> Path:
+    root = tmp_path / "ch"
+    build_artifact(
+        root / "linux-64", "liba", "1.0", subdir="linux-64", run_exports={"weak": ["liba >=1.0"]}
+    )
+    build_artifact(root / "linux-64", "libb", "2.0", subdir="linux-64", fmt=".tar.bz2")
+    build_artifact(root / "noarch", "pyc", "0.1", run_exports=["pyc"])
+    return root
+
+
+def run(root: Path, **options):
+    store = CountingStore(root)
+    report = index_channel(store, LocalCacheHome(root / ".run-exports-index"), Options(**options))
+    return store, report
+
+
+def doc(root: Path, subdir: str) -> dict:
+    data = json.loads((root / subdir / "run_exports.json").read_text())
+    return {**data["packages"], **data["packages.conda"]}
+
+
+def test_warm_run_with_nothing_new_opens_no_artifact_and_writes_nothing(channel: Path) -> None:
+    store, report = run(channel)
+    assert sorted(store.opened) == [
+        "linux-64/liba-1.0-0.conda",
+        "linux-64/libb-2.0-0.tar.bz2",
+        "noarch/pyc-0.1-0.conda",
+    ]
+    assert len(report.uploaded) == 4
+    mtimes = {p: p.stat().st_mtime_ns for p in channel.glob("*/run_exports.json*")}
+
+    store, report = run(channel)
+    assert store.opened == []
+    assert report.uploaded == []
+    assert report.total("bytes_read") == 0
+    assert [s.unchanged for s in report.subdirs] == [2, 1]
+    assert {p: p.stat().st_mtime_ns for p in channel.glob("*/run_exports.json*")} == mtimes
+
+
+def test_add_replace_remove(channel: Path) -> None:
+    run(channel)
+    linux = channel / "linux-64"
+    build_artifact(linux, "libc", "1.0", subdir="linux-64", run_exports={"strong": ["libc"]})
+    # replace liba with a build of the same name that exports something else
+    (linux / "liba-1.0-0.conda").unlink()
+    build_artifact(
+        linux, "liba", "1.0", subdir="linux-64", run_exports={"weak": ["liba >=1.0,<1.1"]}
+    )
+    (linux / "libb-2.0-0.tar.bz2").unlink()
+
+    store, report = run(channel)
+    assert sorted(store.opened) == ["linux-64/liba-1.0-0.conda", "linux-64/libc-1.0-0.conda"]
+    sub = {s.subdir: s for s in report.subdirs}["linux-64"]
+    assert (sub.new, sub.changed, sub.removed) == (
+        ["libc-1.0-0.conda"],
+        ["liba-1.0-0.conda"],
+        ["libb-2.0-0.tar.bz2"],
+    )
+    assert [(c.filename, c.change) for c in sub.run_exports_changes] == [
+        ("liba-1.0-0.conda", "changed"),
+        ("libb-2.0-0.tar.bz2", "removed"),
+        ("libc-1.0-0.conda", "added"),
+    ]
+    assert doc(channel, "linux-64") == {
+        "liba-1.0-0.conda": {"run_exports": {"weak": ["liba >=1.0,<1.1"]}},
+        "libc-1.0-0.conda": {"run_exports": {"strong": ["libc"]}},
+    }
+    # only linux-64 changed: noarch was neither opened nor rewritten
+    assert sorted(report.uploaded) == ["linux-64/run_exports.json", "linux-64/run_exports.json.zst"]
+
+
+def test_same_size_replacement_detected_by_token(channel: Path) -> None:
+    run(channel)
+    target = channel / "noarch" / "pyc-0.1-0.conda"
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    store, report = run(channel)
+    assert store.opened == ["noarch/pyc-0.1-0.conda"]
+    assert report.uploaded == []  # re-read, same content: nothing to write
+
+
+def test_tar_bz2_read_stops_at_first_package_file(tmp_path: Path) -> None:
+    root = tmp_path / "ch"
+    path = build_artifact(
+        root / "noarch", "big", fmt=".tar.bz2", payload=os.urandom(5 * 2**20), run_exports=["big"]
+    )
+    _, report = run(root)
+    assert report.subdirs[0].artifacts_read == 1
+    # bzip2 decompresses in blocks of up to 900 kB: one block is the floor
+    assert report.total("bytes_read") < 1_000_000 < path.stat().st_size / 5
+    assert doc(root, "noarch") == {"big-1.0-0.tar.bz2": {"run_exports": {"weak": ["big"]}}}
+
+
+def test_conda_reads_only_the_info_member(tmp_path: Path) -> None:
+    root = tmp_path / "ch"
+    path = build_artifact(
+        root / "noarch", "big", payload=os.urandom(4 * 2**20), run_exports=["big"]
+    )
+    _, report = run(root)
+    assert report.total("bytes_read") < 64 * 1024 < path.stat().st_size
