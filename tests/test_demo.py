@@ -1,0 +1,25 @@
+"""Issue 2, acceptance 7: `make demo` (python -m indexer.demo) runs to the end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_to_the_end(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer.demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Demo finished" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    # the incremental step re-read exactly the added and the replaced artifact
+    assert "libfoo-1.3.0-h1_0.conda` added with weak" in done.stdout
+    assert "noarch/docs-1.0-0.conda` changed" in done.stdout
+    channel = tmp_path / ".demo" / "channel"
+    assert (channel / "linux-64" / "run_exports.json").is_file()
