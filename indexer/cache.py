@@ -23,7 +23,7 @@ from .errors import RunError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOCK_TIMEOUT_S = 120.0
 
 # MIGRATIONS[v] takes a database at version v to version v + 1.
@@ -46,6 +46,13 @@ MIGRATIONS: dict[int, list[str]] = {
         path TEXT PRIMARY KEY,  -- channel-relative path of an output we wrote
         token TEXT NOT NULL,    -- its token right after our write
         sha256 TEXT NOT NULL    -- of the bytes we wrote
+    )""",
+    ],
+    1: [
+        """
+    CREATE TABLE shards_dropped (
+        path TEXT PRIMARY KEY,  -- channel-relative path of a shard our index stopped naming
+        since REAL NOT NULL     -- when (epoch seconds): pruning counts its grace from here
     )""",
     ],
 }
@@ -172,6 +179,11 @@ class Cache:
         rows = self._db.execute("SELECT path, token, sha256 FROM published")
         return {path: (token, digest) for path, token, digest in rows}
 
+    def shards_dropped(self) -> dict[str, float]:
+        """path → when our shard index stopped naming that shard."""
+        rows = self._db.execute("SELECT path, since FROM shards_dropped")
+        return {path: since for path, since in rows}
+
     # -- updates (one transaction each) --------------------------------------
     def update(self, put: Iterable[CachedArtifact] = (), remove: Iterable[str] = ()) -> None:
         """Store rows and drop filenames, atomically."""
@@ -206,6 +218,17 @@ class Cache:
     def forget_published(self, path: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM published WHERE path = ?", (path,))
+
+    def update_shards_dropped(
+        self, add: Iterable[str] = (), since: float = 0.0, remove: Iterable[str] = ()
+    ) -> None:
+        """Remember shards as dropped from `since` (keeping earlier times); forget others."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM shards_dropped WHERE path = ?", ((p,) for p in remove))
+            db.executemany(
+                "INSERT OR IGNORE INTO shards_dropped (path, since) VALUES (?, ?)",
+                ((p, since) for p in add),
+            )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

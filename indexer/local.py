@@ -83,7 +83,7 @@ class LocalStore:
         try:
             with os.scandir(folder) as it:
                 entries = [
-                    Entry(e.name, st.st_size, _token(st))
+                    Entry(e.name, st.st_size, _token(st), st.st_mtime)
                     for e in it
                     if e.is_file(follow_symlinks=True) and (st := e.stat())
                 ]
@@ -125,7 +125,7 @@ class LocalStore:
             st = target.stat()
         except FileNotFoundError:
             return None
-        return Entry(target.name, st.st_size, _token(st))
+        return Entry(target.name, st.st_size, _token(st), st.st_mtime)
 
     def write(
         self,

@@ -24,12 +24,15 @@ class Entry:
     """One object in a subdir listing: its name, size and change token.
 
     The token changes whenever the object's bytes may have changed: size and
-    mtime_ns on disk, the ETag on S3.
+    mtime_ns on disk, the ETag on S3. `modified` (seconds since the epoch, the
+    mtime on disk, LastModified on S3) is what pruning ages objects by; None
+    where a backend cannot tell, and such objects are never pruned.
     """
 
     name: str
     size: int
     token: str
+    modified: float | None = None
 
 
 def is_artifact(name: str) -> bool:
@@ -53,7 +56,11 @@ class ChannelStore(Protocol):
         ...
 
     def list_subdir(self, subdir: str) -> list[Entry]:
-        """Every object directly in `subdir` (artifacts and outputs), sorted by name."""
+        """Every object directly in `subdir` (artifacts and outputs), sorted by name.
+
+        `subdir` may also be a nested folder such as `linux-64/shards` (CEP-16
+        shards); an absent folder lists as empty.
+        """
         ...
 
     def open_artifact(self, subdir: str, name: str) -> AbstractContextManager[BinaryIO]:
