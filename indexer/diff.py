@@ -1,10 +1,12 @@
-"""Compare a subdir listing with the cache: a pure function, no I/O."""
+"""Compare a listing with the cache, and two run_exports documents: pure, no I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from .report import RunExportsChange
 from .storage import Entry
 
 
@@ -42,3 +44,41 @@ def plan(listing: Iterable[Entry], cached: Mapping[str, tuple[int, str]]) -> Pla
             result.unchanged.append(entry.name)
     result.removed.extend(sorted(set(cached) - seen))
     return result
+
+
+def package_name(filename: str) -> str:
+    """The package name in `<name>-<version>-<build>.<ext>`."""
+    stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
+    return stem.rsplit("-", 2)[0]
+
+
+def run_exports_entries(document: Mapping[str, Any] | None) -> dict[str, Any]:
+    """filename → run_exports of a CEP-12 document (both sections)."""
+    if not document:
+        return {}
+    entries: dict[str, Any] = {}
+    for section in ("packages", "packages.conda"):
+        for filename, entry in (document.get(section) or {}).items():
+            if isinstance(entry, Mapping):
+                entries[filename] = entry.get("run_exports")
+    return entries
+
+
+def diff_run_exports(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any]
+) -> list[RunExportsChange]:
+    """How each artifact's entry moves between two run_exports.json documents.
+
+    Sorted by package name, then filename: the order people read a diff in.
+    """
+    before, after = run_exports_entries(old), run_exports_entries(new)
+    changes = []
+    for filename in sorted(before.keys() | after.keys(), key=lambda f: (package_name(f), f)):
+        was, now = before.get(filename), after.get(filename)
+        if filename in before and filename in after and was == now:
+            continue
+        kind = (
+            "added" if filename not in before else "removed" if filename not in after else "changed"
+        )
+        changes.append(RunExportsChange(package_name(filename), filename, kind, was, now))
+    return changes

@@ -6,12 +6,15 @@ the pure ones (diff, render, report) never touch storage.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+import orjson
 
 from . import diff, render
 from .artifact import UnreadableArtifact, read_info
@@ -20,7 +23,7 @@ from .cachehome import CacheHome
 from .errors import Conflict, UsageError
 from .progress import Progress
 from .publish import ZSTD_TYPE, Output, publish
-from .report import Problem, RunExportsChange, RunReport, SubdirReport
+from .report import Problem, RunReport, SubdirReport
 from .storage import ChannelStore, Entry, is_artifact
 
 log = logging.getLogger(__name__)
@@ -91,7 +94,6 @@ def _one_pass(
     if not artifacts and options.subdirs and not any(e.name == "run_exports.json" for e in listing):
         raise UsageError(f"subdir {subdir!r} has no artifacts in {store.location}")
     plan = diff.plan(artifacts, cache.states())
-    before = {a.filename: a for a in cache.artifacts([e.name for e in plan.changed] + plan.removed)}
 
     vanished = _read_and_cache(store, cache, subdir, plan, options, report)
     cache.update(remove=plan.removed + vanished)
@@ -102,7 +104,6 @@ def _one_pass(
     report.changed += [e.name for e in plan.changed if e.name in current]
     report.removed += plan.removed
     report.unchanged = len(plan.unchanged)
-    report.run_exports_changes += _changes(before, current, plan)
     report.unreadable = [Problem(a.filename, a.error) for a in current.values() if a.error]
     report.run_exports_unknown = [
         Problem(a.filename, a.run_exports_error)
@@ -110,12 +111,16 @@ def _one_pass(
         if a.readable and a.run_exports_error
     ]
 
-    document = render.run_exports_json(subdir, current.values())
+    document = render.run_exports_document(subdir, current.values())
+    data = render.dumps_compact(document)
     outputs = [
-        Output(f"{subdir}/run_exports.json", document),
-        Output(f"{subdir}/run_exports.json.zst", render.compress(document), ZSTD_TYPE),
+        Output(f"{subdir}/run_exports.json", data),
+        Output(f"{subdir}/run_exports.json.zst", render.compress(data), ZSTD_TYPE),
     ]
     listed = {f"{subdir}/{e.name}": e for e in listing}
+    report.run_exports_changes = diff.diff_run_exports(
+        _published_document(store, cache, f"{subdir}/run_exports.json", listed, data), document
+    )
     report.uploaded += publish(store, cache, outputs, listed, dry_run=options.dry_run)
 
 
@@ -199,23 +204,23 @@ def _bounded_map(fn: Callable[[T], R], items: list[T], jobs: int) -> Iterator[tu
                     break
 
 
-def _entry(row: CachedArtifact | None) -> dict | None:
-    """An artifact's entry in run_exports.json, or None when it has none."""
-    if row is None or not row.readable:
+def _published_document(
+    store: ChannelStore, cache: Cache, path: str, listed: dict[str, Entry], data: bytes
+) -> dict | None:
+    """The run_exports document clients see now (None if there is none).
+
+    When the published bytes are the ones we are about to write (the cache
+    knows their hash), they are not fetched at all.
+    """
+    entry = listed.get(path)
+    if entry is None:
         return None
-    return row.run_exports
-
-
-def _changes(
-    before: dict[str, CachedArtifact], current: dict[str, CachedArtifact], plan: diff.Plan
-) -> list[RunExportsChange]:
-    """How each touched artifact's run_exports.json entry moved, in name order."""
-    names = sorted([e.name for e in plan.new] + [e.name for e in plan.changed] + plan.removed)
-    changes = []
-    for name in names:
-        old, new = _entry(before.get(name)), _entry(current.get(name))
-        if old == new:
-            continue
-        kind = "added" if old is None else "removed" if new is None else "changed"
-        changes.append(RunExportsChange(name, kind, old, new))
-    return changes
+    ours = cache.published().get(path)
+    if ours == (entry.token, hashlib.sha256(data).hexdigest()):
+        return orjson.loads(data)
+    raw = store.read(path)
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        log.warning("%s is not valid JSON; treating every entry as new", path)
+        return None

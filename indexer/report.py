@@ -12,13 +12,15 @@ from typing import Any
 import orjson
 
 MARKDOWN_TITLE = "run-exports-index"
-MAX_LISTED = 200  # filenames listed per section in Markdown before "… and N more"
+MAX_LISTED = 200  # lines per section in Markdown before "… and N more"
+OPEN_CHANGES = 20  # a diff this short is shown expanded
 
 
 @dataclass(slots=True)
 class RunExportsChange:
     """One artifact's entry in run_exports.json appearing, going or changing."""
 
+    package: str
     filename: str
     change: str  # "added" | "removed" | "changed"
     old: dict[str, Any] | None
@@ -32,6 +34,15 @@ class Problem:
 
 
 @dataclass(slots=True)
+class LintFinding:
+    """A lint on an artifact (see indexer.lints): shown in summaries and as annotations."""
+
+    filename: str
+    kind: str
+    message: str
+
+
+@dataclass(slots=True)
 class SubdirReport:
     subdir: str
     listed: int = 0
@@ -42,10 +53,16 @@ class SubdirReport:
     unreadable: list[Problem] = field(default_factory=list)
     run_exports_unknown: list[Problem] = field(default_factory=list)
     run_exports_changes: list[RunExportsChange] = field(default_factory=list)
+    lints: list[LintFinding] = field(default_factory=list)
     artifacts_read: int = 0
     bytes_read: int = 0
     uploaded: list[str] = field(default_factory=list)
     cache_rebuilt: str | None = None
+    # shards: where checksums came from, and what reading artifacts in full cost
+    checksums_from_repodata: int = 0
+    checksum_full_reads: int = 0
+    checksum_bytes_read: int = 0  # also counted in bytes_read
+    shards_pruned: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,10 +80,15 @@ class SubdirReport:
                 "run_exports_unknown": [asdict(p) for p in self.run_exports_unknown],
             },
             "run_exports_changes": [asdict(c) for c in self.run_exports_changes],
+            "lints": [asdict(lint) for lint in self.lints],
             "artifacts_read": self.artifacts_read,
             "bytes_read": self.bytes_read,
             "uploaded": self.uploaded,
             "cache_rebuilt": self.cache_rebuilt,
+            "checksums_from_repodata": self.checksums_from_repodata,
+            "checksum_full_reads": self.checksum_full_reads,
+            "checksum_bytes_read": self.checksum_bytes_read,
+            "shards_pruned": self.shards_pruned,
         }
 
 
@@ -93,6 +115,8 @@ class RunReport:
         }
         totals["bytes_read"] = self.total("bytes_read")
         totals["artifacts_read"] = self.total("artifacts_read")
+        for key in ("checksum_full_reads", "checksum_bytes_read", "shards_pruned"):
+            totals[key] = self.total(key)
         return {
             "channel": self.channel,
             "mode": self.mode,
@@ -137,11 +161,19 @@ def to_markdown(report: RunReport) -> str:
     changes = [(s.subdir, c) for s in report.subdirs for c in s.run_exports_changes]
     if changes:
         lines += _details(
-            f"run_exports changes ({len(changes)})",
-            [_change_line(subdir, c) for subdir, c in changes],
+            f"run_exports changes ({_change_counts(changes)})",
+            _grouped_changes(changes),
+            open_=len(changes) <= OPEN_CHANGES,
         )
     else:
         lines += ["No run_exports changes.", ""]
+    lints = [(s.subdir, lint) for s in report.subdirs for lint in s.lints]
+    if lints:
+        lines += _details(
+            f"Lints ({len(lints)})",
+            [f"- `{sub}/{lint.filename}` ({lint.kind}): {lint.message}" for sub, lint in lints],
+            open_=True,
+        )
     problems = [(s.subdir, p, "unreadable") for s in report.subdirs for p in s.unreadable] + [
         (s.subdir, p, "run_exports unknown") for s in report.subdirs for p in s.run_exports_unknown
     ]
@@ -150,25 +182,59 @@ def to_markdown(report: RunReport) -> str:
             f"Problems ({len(problems)})",
             [f"- `{sub}/{p.filename}` ({what}): {p.reason}" for sub, p, what in problems],
         )
+    full_reads = report.total("checksum_full_reads")
+    if full_reads:
+        lines += [
+            f"Checksums for shards: {full_reads} artifact(s) read in full "
+            f"({_bytes(report.total('checksum_bytes_read'))}); "
+            f"{report.total('checksums_from_repodata')} taken from repodata.json.",
+            "",
+        ]
+    pruned = [path for s in report.subdirs for path in s.shards_pruned]
+    if pruned:
+        verb_pruned = "pruned" if report.mode == "publish" else "would prune"
+        lines += _details(
+            f"Shards {verb_pruned} ({len(pruned)})", [f"- `{path}`" for path in pruned]
+        )
     uploaded = report.uploaded
     if uploaded:
         lines += _details(f"Files {verb} ({len(uploaded)})", [f"- `{path}`" for path in uploaded])
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _details(title: str, items: list[str]) -> list[str]:
+def _details(title: str, items: list[str], open_: bool = False) -> list[str]:
     shown = items[:MAX_LISTED]
     if len(items) > MAX_LISTED:
         shown.append(f"- … and {len(items) - MAX_LISTED} more (see the JSON report)")
-    return ["<details>", f"<summary>{title}</summary>", "", *shown, "", "</details>", ""]
+    tag = "<details open>" if open_ else "<details>"
+    return [tag, f"<summary>{title}</summary>", "", *shown, "", "</details>", ""]
 
 
-def _change_line(subdir: str, c: RunExportsChange) -> str:
+def _change_counts(changes: list[tuple[str, RunExportsChange]]) -> str:
+    counts = {kind: 0 for kind in ("added", "changed", "removed")}
+    for _, change in changes:
+        counts[change.change] += 1
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+
+
+def _grouped_changes(changes: list[tuple[str, RunExportsChange]]) -> list[str]:
+    """One heading line per subdir and package, its artifacts below it."""
+    lines: list[str] = []
+    current = None
+    for subdir, change in changes:
+        if (subdir, change.package) != current:
+            current = (subdir, change.package)
+            lines.append(f"- **{change.package}** (`{subdir}`)")
+        lines.append("  " + _change_line(change))
+    return lines
+
+
+def _change_line(c: RunExportsChange) -> str:
     if c.change == "added":
-        return f"- `{subdir}/{c.filename}` added with {_exports(c.new)}"
+        return f"- `{c.filename}` added with {_exports(c.new)}"
     if c.change == "removed":
-        return f"- `{subdir}/{c.filename}` removed (had {_exports(c.old)})"
-    return f"- `{subdir}/{c.filename}` changed: {_exports(c.old)} → {_exports(c.new)}"
+        return f"- `{c.filename}` removed (had {_exports(c.old)})"
+    return f"- `{c.filename}` changed: {_exports(c.old)} → {_exports(c.new)}"
 
 
 def _exports(value: dict[str, Any] | None) -> str:

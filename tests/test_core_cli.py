@@ -73,7 +73,13 @@ def test_report_and_summary_files(tmp_path: Path, run_cli) -> None:
     assert (noarch["listed"], noarch["new"], noarch["unreadable"]) == (2, 2, 1)
     assert noarch["artifacts"]["unreadable"][0]["filename"] == "broken-1-0.conda"
     assert noarch["run_exports_changes"] == [
-        {"filename": "a-1.0-0.conda", "change": "added", "old": None, "new": {"weak": ["a"]}}
+        {
+            "package": "a",
+            "filename": "a-1.0-0.conda",
+            "change": "added",
+            "old": None,
+            "new": {"weak": ["a"]},
+        }
     ]
     assert data["uploaded"] == ["noarch/run_exports.json", "noarch/run_exports.json.zst"]
     assert isinstance(data["duration_s"], float)
