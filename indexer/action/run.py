@@ -1,0 +1,147 @@
+"""One action step: settings → the CLI → outputs, annotations, summary, comment.
+
+The indexing itself is the CLI's (`indexer.cli.main`, run in-process with an
+argv built from the settings), so the action and the command line can never
+disagree about what a flag does. This module only turns the CLI's JSON report
+into what GitHub shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import cli
+from . import comment, workflow
+from .settings import Settings, SettingsError, from_env, to_argv
+
+REPORT_DIR = ".run-exports-index-report"
+
+
+@dataclass(frozen=True)
+class Files:
+    """Where the CLI writes, and how later steps of the job find it."""
+
+    report: Path
+    summary: Path
+    shown_report: str  # the path given in the outputs
+    shown_summary: str
+
+
+def report_files(settings: Settings) -> Files:
+    """Files in the workspace when there is one, else under RUNNER_TEMP or a temp dir.
+
+    A Docker action sees the workspace at /github/workspace, mounted from the
+    host's working directory, while RUNNER_TEMP names a host path that older
+    runners do not mount at all. So the outputs name workspace-relative paths,
+    which later steps resolve from their default working directory.
+    """
+    ctx = settings.context
+    step = re.sub(r"[^A-Za-z0-9._-]+", "_", ctx.step or "run") or "run"
+    if ctx.workspace and Path(ctx.workspace).is_dir():
+        folder = Path(ctx.workspace, REPORT_DIR, step)
+    elif ctx.runner_temp and Path(ctx.runner_temp).is_dir():
+        folder = Path(ctx.runner_temp, "run-exports-index", step)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="run-exports-index-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    report, summary = folder / "report.json", folder / "summary.md"
+
+    def shown(path: Path) -> str:
+        if ctx.workspace and path.is_relative_to(ctx.workspace):
+            return str(path.relative_to(ctx.workspace))
+        return str(path)
+
+    return Files(report, summary, shown(report), shown(summary))
+
+
+def outputs(report: Mapping[str, Any], files: Files) -> dict[str, str]:
+    """The step outputs declared in action.yml, from the JSON report."""
+    totals = report.get("totals", {})
+    uploaded = list(report.get("uploaded", []))
+    return {
+        "changed": "true" if uploaded else "false",
+        "artifacts-new": str(totals.get("new", 0)),
+        "artifacts-removed": str(totals.get("removed", 0)),
+        "artifacts-unreadable": str(totals.get("unreadable", 0)),
+        "uploaded": json.dumps(uploaded),
+        "report": files.shown_report,
+        "summary": files.shown_summary,
+    }
+
+
+def annotate(report: Mapping[str, Any], channel: str) -> None:
+    """One warning annotation per unreadable artifact (GitHub shows the first 10)."""
+    problems = [
+        (subdir, problem)
+        for subdir, data in sorted(report.get("subdirs", {}).items())
+        for problem in data.get("artifacts", {}).get("unreadable", [])
+    ]
+    for subdir, problem in problems[: workflow.ANNOTATIONS_SHOWN]:
+        path = f"{channel.rstrip('/')}/{subdir}/{problem['filename']}"
+        workflow.warning(
+            f"unreadable artifact, left out of the index: {problem['reason']}",
+            file=path,
+            title=f"run-exports-index: {subdir}/{problem['filename']}",
+        )
+    if len(problems) > workflow.ANNOTATIONS_SHOWN:
+        workflow.warning(
+            f"{len(problems) - workflow.ANNOTATIONS_SHOWN} more unreadable artifacts; "
+            "see the job summary",
+            title="run-exports-index",
+        )
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    """Run the step; the exit status is the CLI's (comment failures never fail it)."""
+    env = os.environ if env is None else env
+    try:
+        settings = from_env(env)
+    except SettingsError as exc:
+        workflow.error(str(exc), title="run-exports-index: invalid input")
+        return 2
+    if settings.github_token:
+        workflow.add_mask(settings.github_token)
+    ctx = settings.context
+    files = report_files(settings)
+    argv = to_argv(settings, files.report, files.summary)
+    with workflow.group(f"run-exports-index: {settings.mode} {settings.channel}"):
+        print(f"run-exports-index {shlex.join(argv)}", flush=True)
+        status = cli.main(argv)
+    if not files.report.is_file():
+        workflow.error(
+            f"run-exports-index stopped (exit status {status}) without a report; see the log",
+            title="run-exports-index",
+        )
+        return status or 1
+    report = json.loads(files.report.read_bytes())
+    markdown = files.summary.read_text(encoding="utf-8")
+    annotate(report, settings.channel)
+    workflow.write_outputs(ctx.output_path, outputs(report, files))
+    with workflow.group("Report"):
+        print(markdown, flush=True)
+
+    outcome = comment.post(settings, markdown)
+    if outcome.action == "failed":
+        workflow.warning(
+            f"Could not comment on the pull request: {outcome.detail}. "
+            "The report is in the job summary.",
+            title="run-exports-index: no comment",
+        )
+        markdown += (
+            f"\n> [!WARNING]\n> No pull-request comment: {outcome.detail}. "
+            "This summary is the report.\n"
+        )
+    elif outcome.action in ("created", "updated"):
+        print(f"Pull-request comment {outcome.action}: {outcome.url or outcome.detail}")
+    else:
+        print(f"No pull-request comment: {outcome.detail}")
+    workflow.write_summary(ctx.summary_path, markdown, ctx.run_url)
+    return status

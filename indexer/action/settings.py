@@ -1,0 +1,228 @@
+"""Every input of the action, read and validated in one place.
+
+The runner passes each `with:` input as an environment variable named
+`INPUT_<NAME>` with the name upper-cased and its hyphens kept
+(`INPUT_GITHUB-TOKEN`), and describes the run in `GITHUB_*` variables. Reading
+them anywhere else would let action.yml and the code drift apart; the test
+`tests/test_action_yml.py` parses action.yml and checks it against `INPUTS`.
+
+Validation errors name the input as the workflow author wrote it, so that the
+fix is obvious from the log line alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODES = ("publish", "preview", "dry-run")
+COMMENT_POLICIES = ("auto", "always", "never")
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
+
+# Each input and the default action.yml declares for it. The runner always sets
+# INPUT_* from action.yml's defaults; these apply when the entrypoint runs
+# without a runner (local use, tests). github-token's default is an expression
+# the runner evaluates, so outside a runner it is simply empty.
+INPUTS: dict[str, str] = {
+    "channel": "",
+    "subdirs": "",
+    "endpoint-url": "",
+    "region": "",
+    "mode": "",
+    "cache": "",
+    "jobs": "8",
+    "shards": "true",
+    "prune-shards": "",
+    "patches": "",
+    "staged": "",
+    "comment": "auto",
+    "comment-header": "default",
+    "github-token": "",
+    "fail-on-error": "false",
+}
+TRUE = ("true", "True", "TRUE")  # YAML 1.2 core schema, as actions/toolkit's getBooleanInput
+FALSE = ("false", "False", "FALSE")
+HEADER_RE = re.compile(r"^[A-Za-z0-9._/ -]{1,100}$")
+
+
+class SettingsError(ValueError):
+    """An input has a value the action cannot use; the message names the input."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the runner tells about this run (the `GITHUB_*` and `RUNNER_*` variables)."""
+
+    event_name: str = ""
+    event_path: str = ""
+    repository: str = ""
+    sha: str = ""
+    server_url: str = "https://github.com"
+    api_url: str = "https://api.github.com"
+    run_id: str = ""
+    workspace: str = ""
+    runner_temp: str = ""
+    output_path: str = ""
+    summary_path: str = ""
+    step: str = ""
+
+    @property
+    def run_url(self) -> str:
+        """The page of this workflow run; where the full job summary lives."""
+        if not (self.repository and self.run_id):
+            return ""
+        return f"{self.server_url.rstrip('/')}/{self.repository}/actions/runs/{self.run_id}"
+
+    @property
+    def is_pull_request(self) -> bool:
+        return self.event_name in PULL_REQUEST_EVENTS
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated inputs, typed."""
+
+    channel: str
+    subdirs: list[str] = field(default_factory=list)
+    endpoint_url: str = ""
+    region: str = ""
+    mode: str = "publish"
+    cache: str = ""
+    jobs: int = 8
+    shards: bool = True
+    prune_shards: str = ""
+    patches: str = ""
+    staged: str = ""
+    comment: str = "auto"
+    comment_header: str = "default"
+    github_token: str = ""
+    fail_on_error: bool = False
+    context: Context = field(default_factory=Context)
+
+    @property
+    def wants_comment(self) -> bool:
+        """auto: on pull-request events only; always: whenever a pull request can be found."""
+        if self.comment == "never":
+            return False
+        return self.comment == "always" or self.context.is_pull_request
+
+
+def read_input(env: Mapping[str, str], name: str) -> str:
+    """One input, trimmed, as the runner passes it (hyphens kept in the variable name)."""
+    return env.get(f"INPUT_{name.upper()}", INPUTS[name]).strip()
+
+
+def read_context(env: Mapping[str, str]) -> Context:
+    def get(name: str, default: str = "") -> str:
+        return env.get(name, "") or default
+
+    return Context(
+        event_name=get("GITHUB_EVENT_NAME"),
+        event_path=get("GITHUB_EVENT_PATH"),
+        repository=get("GITHUB_REPOSITORY"),
+        sha=get("GITHUB_SHA"),
+        server_url=get("GITHUB_SERVER_URL", Context.server_url),
+        api_url=get("GITHUB_API_URL", Context.api_url),
+        run_id=get("GITHUB_RUN_ID"),
+        workspace=get("GITHUB_WORKSPACE"),
+        runner_temp=get("RUNNER_TEMP"),
+        output_path=get("GITHUB_OUTPUT"),
+        summary_path=get("GITHUB_STEP_SUMMARY"),
+        step=get("GITHUB_ACTION"),
+    )
+
+
+def from_env(env: Mapping[str, str]) -> Settings:
+    """Read and validate every input; raise SettingsError naming the first bad one."""
+    value = {name: read_input(env, name) for name in INPUTS}
+    context = read_context(env)
+    if not value["channel"]:
+        raise SettingsError("input 'channel' is required: a directory or s3://bucket/prefix")
+    endpoint = value["endpoint-url"]
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise SettingsError(f"input 'endpoint-url' must start with http:// or https://: {endpoint}")
+    mode = value["mode"] or ("preview" if context.is_pull_request else "publish")
+    header = value["comment-header"]
+    if not HEADER_RE.match(header):
+        raise SettingsError(
+            f"input 'comment-header' must be 1-100 letters, digits, spaces or . _ / -: {header!r}"
+        )
+    return Settings(
+        channel=value["channel"],
+        subdirs=split_list(value["subdirs"]),
+        endpoint_url=endpoint,
+        region=value["region"],
+        mode=_choice("mode", mode, MODES),
+        cache=value["cache"],
+        jobs=_positive_int("jobs", value["jobs"]),
+        shards=_boolean("shards", value["shards"]),
+        prune_shards=value["prune-shards"],
+        patches=value["patches"],
+        staged=value["staged"],
+        comment=_choice("comment", value["comment"], COMMENT_POLICIES),
+        comment_header=header,
+        github_token=value["github-token"],
+        fail_on_error=_boolean("fail-on-error", value["fail-on-error"]),
+        context=context,
+    )
+
+
+def split_list(text: str) -> list[str]:
+    """`linux-64, noarch` or one per line (YAML `|` blocks): commas, spaces, newlines."""
+    return [item for item in re.split(r"[\s,]+", text) if item]
+
+
+def to_argv(settings: Settings, report: Path, summary: Path) -> list[str]:
+    """The `run-exports-index index` command line for these settings (pure)."""
+    argv = ["index", settings.channel]
+    for subdir in settings.subdirs:
+        argv += ["--subdir", subdir]
+    optional = {
+        "--endpoint-url": settings.endpoint_url,
+        "--region": settings.region,
+        "--cache-dir": settings.cache,
+        "--prune-shards": settings.prune_shards,
+        "--patches": settings.patches,
+        "--staged": settings.staged,
+    }
+    for flag, text in optional.items():
+        if text:
+            argv += [flag, text]
+    argv += ["--jobs", str(settings.jobs)]
+    if not settings.shards:
+        argv.append("--no-shards")
+    if settings.mode == "dry-run":
+        argv.append("--dry-run")
+    elif settings.mode == "preview":
+        argv.append("--preview")
+    if settings.fail_on_error:
+        argv.append("--strict")
+    # The action prints the summary itself (in a log group), so the CLI stays quiet.
+    argv += ["--report", str(report), "--summary", str(summary), "--quiet"]
+    return argv
+
+
+def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
+    if text not in allowed:
+        raise SettingsError(f"input {name!r} must be one of {', '.join(allowed)}: {text!r}")
+    return text
+
+
+def _boolean(name: str, text: str) -> bool:
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise SettingsError(f"input {name!r} must be true or false: {text!r}")
+
+
+def _positive_int(name: str, text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise SettingsError(f"input {name!r} must be a whole number: {text!r}") from None
+    if number < 1:
+        raise SettingsError(f"input {name!r} must be at least 1: {number}")
+    return number
