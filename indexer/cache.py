@@ -24,7 +24,8 @@ from .errors import RunError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-LOCK_TIMEOUT_S = 120.0
+LOCK_TIMEOUT_S = float(os.environ.get("RUN_EXPORTS_INDEX_LOCK_TIMEOUT", "300"))
+FIRST_TRY_S = 0.5  # how long to wait before saying that another process holds the cache
 
 # MIGRATIONS[v] takes a database at version v to version v + 1.
 MIGRATIONS: dict[int, list[str]] = {
@@ -96,27 +97,38 @@ class Cache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rebuilt_reason: str | None = None
         try:
-            self._db = self._open()
+            try:
+                self._db = self._open(FIRST_TRY_S)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                log.warning(
+                    "cache %s is locked by another process; waiting up to %.0f s for it",
+                    self.path,
+                    LOCK_TIMEOUT_S,
+                )
+                self._db = self._open(LOCK_TIMEOUT_S)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc):
                 raise RunError(
-                    f"cache {self.path} is locked by another process for over "
+                    f"cache {self.path} stayed locked by another process for "
                     f"{LOCK_TIMEOUT_S:.0f} s; is another run still going?"
                 ) from None
             self._db = self._rebuild(str(exc))
         except sqlite3.DatabaseError as exc:
             self._db = self._rebuild(str(exc))
+        self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
 
     # -- opening -----------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         db.execute("PRAGMA synchronous=FULL")
         return db
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, timeout: float = LOCK_TIMEOUT_S) -> sqlite3.Connection:
         if self.path.exists() and self.path.stat().st_size == 0:
             raise sqlite3.DatabaseError("the file is empty")
-        db = self._connect()
+        db = self._connect(timeout)
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

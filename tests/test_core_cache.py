@@ -85,3 +85,48 @@ def test_cache_round_trip_and_migration_from_empty(tmp_path: Path) -> None:
         assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         cache.update(remove=["a-1-0.conda"])
         assert cache.states() == {}
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("COMMIT")
+"""
+
+
+def hold_lock(path: Path, seconds: float):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_locked_cache_waits_with_a_message(channel: Path, run_cli, caplog) -> None:
+    assert run_cli("index", channel)[0] == 0
+    holder = hold_lock(cache_file(channel), 2.0)
+    with caplog.at_level(logging.WARNING):
+        status, _, err = run_cli("index", channel)
+    holder.wait()
+    assert status == 0, err
+    assert "is locked by another process; waiting" in caplog.text
+
+
+def test_cache_locked_too_long_fails_cleanly(channel: Path, run_cli, monkeypatch) -> None:
+    import indexer.cache
+
+    assert run_cli("index", channel)[0] == 0
+    monkeypatch.setattr(indexer.cache, "LOCK_TIMEOUT_S", 1.0)
+    holder = hold_lock(cache_file(channel), 4.0)
+    status, _, err = run_cli("index", channel)
+    holder.wait()
+    assert status == 1
+    assert "stayed locked by another process" in err and "Traceback" not in err
