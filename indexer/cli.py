@@ -19,6 +19,7 @@ from .errors import RunError, UsageError
 from .local import LocalStore
 from .pipeline import Options, index_channel
 from .report import RunReport, to_markdown
+from .shardstage import parse_age
 from .storage import ChannelStore
 
 log = logging.getLogger("run-exports-index")
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir",
         type=Path,
         metavar="DIR",
-        help="keep the cache files here (default: CHANNEL/.run-exports-index)",
+        help="keep the cache files here (default: CHANNEL/.run-exports-index, "
+        "in the bucket for s3://)",
     )
     index.add_argument(
         "--jobs",
@@ -80,6 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 when any artifact is unreadable or has malformed run_exports",
     )
+    index.add_argument(
+        "--no-shards",
+        action="store_true",
+        help="skip CEP-16 shards and the whole-artifact checksums they need (range reads only)",
+    )
+    index.add_argument(
+        "--repodata",
+        action="store_true",
+        help="also write repodata.json (+ .zst) from the shard records",
+    )
+    index.add_argument(
+        "--prune-shards",
+        type=_age,
+        metavar="AGE",
+        help="delete shards no index names that are older than AGE (e.g. 7d, 12h)",
+    )
+    s3 = index.add_argument_group(
+        "S3 channels", "the usual AWS_* variables and boto3's credential chain apply"
+    )
+    s3.add_argument(
+        "--endpoint-url", metavar="URL", help="S3-compatible endpoint (AWS_ENDPOINT_URL)"
+    )
+    s3.add_argument("--region", metavar="NAME", help="region (AWS_REGION, AWS_DEFAULT_REGION)")
+    s3.add_argument(
+        "--addressing-style", choices=ADDRESSING_STYLES, help="path or virtual-hosted bucket URLs"
+    )
+    s3.add_argument("--profile", metavar="NAME", help="AWS profile (AWS_PROFILE)")
     index.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     index.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
     return parser
@@ -93,6 +122,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _age(text: str) -> float:
+    try:
+        return parse_age(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--prune-shards: ")) from None
 
 
 def open_store(channel: str) -> ChannelStore:
@@ -111,7 +147,17 @@ def default_cache_home(store: ChannelStore, cache_dir: Path | None) -> CacheHome
 def run_index(args: argparse.Namespace) -> RunReport:
     store = open_store(args.channel)
     home = default_cache_home(store, args.cache_dir)
-    options = Options(subdirs=args.subdir, jobs=args.jobs, dry_run=args.dry_run, strict=args.strict)
+    if args.no_shards and (args.repodata or args.prune_shards is not None):
+        raise UsageError("--repodata and --prune-shards need shards; drop --no-shards")
+    options = Options(
+        subdirs=args.subdir,
+        jobs=args.jobs,
+        dry_run=args.dry_run,
+        strict=args.strict,
+        shards=not args.no_shards,
+        repodata=args.repodata,
+        prune_shards=args.prune_shards,
+    )
     if args.dry_run:
         scratch = ScratchCacheHome(home)
         try:

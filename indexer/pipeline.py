@@ -24,6 +24,7 @@ from .errors import Conflict, UsageError
 from .progress import Progress
 from .publish import ZSTD_TYPE, Output, publish
 from .report import Problem, RunReport, SubdirReport
+from .shardstage import ShardStage
 from .storage import ChannelStore, Entry, is_artifact
 
 log = logging.getLogger(__name__)
@@ -42,15 +43,22 @@ class Options:
     jobs: int = 8
     dry_run: bool = False
     strict: bool = False
+    shards: bool = False  # CEP-16 shards + whole-artifact checksums (the CLI's default)
+    repodata: bool = False  # also repodata.json (+ .zst) from the shard records
+    prune_shards: float | None = None  # seconds: prune unreferenced shards older than this
 
 
 def index_channel(store: ChannelStore, home: CacheHome, options: Options) -> RunReport:
     """Index every selected subdir of the channel and return the report."""
     started = time.monotonic()
     report = RunReport(channel=store.location, mode="dry-run" if options.dry_run else "publish")
-    for subdir in select_subdirs(store, options.subdirs):
+    subdirs = select_subdirs(store, options.subdirs)
+    if hasattr(store, "prefetch_listings"):  # S3: list every subdir at once
+        store.prefetch_listings(subdirs)
+    for subdir in subdirs:
         report.subdirs.append(index_subdir(store, home, subdir, options))
     report.duration_s = time.monotonic() - started
+    report.retries = getattr(store, "retries", 0)  # transient storage failures retried
     return report
 
 
@@ -97,6 +105,19 @@ def _one_pass(
 
     vanished = _read_and_cache(store, cache, subdir, plan, options, report)
     cache.update(remove=plan.removed + vanished)
+    shard_stage = None
+    if options.shards:
+        shard_stage = ShardStage(
+            store,
+            cache,
+            subdir,
+            listing,
+            jobs=options.jobs,
+            dry_run=options.dry_run,
+            write_repodata=options.repodata,
+            prune_age=options.prune_shards,
+        )
+        shard_stage.fill_checksums(plan, report)
 
     current = {a.filename: a for a in cache.artifacts()}
     report.listed = len(artifacts)
@@ -121,7 +142,11 @@ def _one_pass(
     report.run_exports_changes = diff.diff_run_exports(
         _published_document(store, cache, f"{subdir}/run_exports.json", listed, data), document
     )
+    if shard_stage is not None:
+        outputs += shard_stage.outputs(current.values())
     report.uploaded += publish(store, cache, outputs, listed, dry_run=options.dry_run)
+    if shard_stage is not None:
+        shard_stage.finish(report)
 
 
 def _read_and_cache(

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 
 from .cache import Cache
+from .errors import Conflict
 from .storage import ChannelStore, Entry
 
 JSON_TYPE = "application/json"
@@ -29,6 +30,9 @@ class Output:
     data: bytes
     content_type: str = JSON_TYPE
     cache_control: str = INDEX_CACHE_CONTROL
+    # Content-addressed (CEP-16 shards): same name, same bytes. Written only if
+    # absent; an existing object of that name is already right.
+    immutable: bool = False
 
 
 def publish(
@@ -48,6 +52,10 @@ def publish(
     published = cache.published()
     written: list[str] = []
     for output in outputs:
+        if output.immutable:
+            if output.path not in listed and _write_new(store, output, dry_run):
+                written.append(output.path)
+            continue
         digest = hashlib.sha256(output.data).hexdigest()
         current = listed.get(output.path)
         if current is not None:
@@ -71,3 +79,20 @@ def publish(
         )
         cache.set_published(output.path, token, digest)
     return written
+
+
+def _write_new(store: ChannelStore, output: Output, dry_run: bool) -> bool:
+    """Create an immutable object; False when one of that name already exists."""
+    if dry_run:
+        return True
+    try:
+        store.write(
+            output.path,
+            output.data,
+            expect=None,
+            content_type=output.content_type,
+            cache_control=output.cache_control,
+        )
+    except Conflict:
+        return False
+    return True

@@ -1,0 +1,180 @@
+"""md5/sha256 of whole artifacts, which shard records need and range reads cannot give.
+
+Cheapest first: the channel's existing `repodata.json` (or `.json.zst`) when it
+lists the artifact with the same filename and size; otherwise one sequential
+read of the artifact in fixed-size chunks (memory stays flat whatever its
+size; on S3 that is one streaming GET). The result goes into the cache's
+md5/sha256 columns, which live as long as the artifact's size and token do,
+so an artifact is never read in full twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import orjson
+import zstandard
+
+from .cache import Cache, CachedArtifact
+from .errors import Conflict
+from .storage import ChannelStore
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+COMMIT_EVERY = 64  # hashed artifacts per cache transaction
+REPODATA_NAMES = ("repodata.json.zst", "repodata.json")  # smaller transfer first
+MAX_REPODATA_BYTES = 4 << 30
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(slots=True)
+class ChecksumStats:
+    """What getting checksums cost this run."""
+
+    from_repodata: int = 0
+    full_reads: int = 0
+    full_read_bytes: int = 0
+
+
+def missing(rows: Iterable[CachedArtifact]) -> list[CachedArtifact]:
+    """Readable artifacts whose checksums are not yet known."""
+    return [r for r in rows if r.readable and (r.md5 is None or r.sha256 is None)]
+
+
+def parse_repodata(data: bytes, compressed: bool) -> dict[str, tuple[int, str, str]]:
+    """filename → (size, md5, sha256) from repodata bytes; {} when unusable."""
+    try:
+        if compressed:
+            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
+            data = reader.read(MAX_REPODATA_BYTES)
+        doc = orjson.loads(data)
+    except (zstandard.ZstdError, orjson.JSONDecodeError) as exc:
+        log.warning("ignoring unreadable repodata: %s", exc)
+        return {}
+    known: dict[str, tuple[int, str, str]] = {}
+    if not isinstance(doc, dict):
+        return known
+    for section in ("packages", "packages.conda"):
+        records = doc.get(section)
+        if not isinstance(records, dict):
+            continue
+        for filename, rec in records.items():
+            if not isinstance(rec, dict):
+                continue
+            size, md5, sha256 = rec.get("size"), rec.get("md5"), rec.get("sha256")
+            if (
+                isinstance(size, int)
+                and isinstance(md5, str)
+                and _MD5.match(md5)
+                and isinstance(sha256, str)
+                and _SHA256.match(sha256)
+            ):
+                known[filename] = (size, md5, sha256)
+    return known
+
+
+def from_channel_repodata(
+    store: ChannelStore, subdir: str, listed: set[str]
+) -> dict[str, tuple[int, str, str]]:
+    """Checksums the subdir's own repodata already publishes (one GET, or none)."""
+    for name in REPODATA_NAMES:
+        if name not in listed:
+            continue
+        data = store.read(f"{subdir}/{name}")
+        if data is None:
+            continue
+        known = parse_repodata(data, compressed=name.endswith(".zst"))
+        if known:
+            return known
+    return {}
+
+
+def hash_artifact(store: ChannelStore, subdir: str, row: CachedArtifact) -> tuple[str, str, int]:
+    """(md5, sha256, bytes read) of a whole artifact, read once, sequentially.
+
+    Raises `Conflict` when the artifact vanished or its size no longer matches
+    the listing: the pass is redone from a fresh listing.
+    """
+    md5, sha256, total = hashlib.md5(), hashlib.sha256(), 0
+    try:
+        with store.open_artifact(subdir, row.filename) as fileobj:
+            while chunk := fileobj.read(CHUNK):
+                md5.update(chunk)
+                sha256.update(chunk)
+                total += len(chunk)
+    except FileNotFoundError:
+        raise Conflict(f"{subdir}/{row.filename}") from None
+    if total != row.size:
+        raise Conflict(f"{subdir}/{row.filename}")
+    return md5.hexdigest(), sha256.hexdigest(), total
+
+
+def fill(
+    store: ChannelStore,
+    cache: Cache,
+    subdir: str,
+    rows: Iterable[CachedArtifact],
+    *,
+    listed: set[str],
+    distrust: set[str],
+    jobs: int,
+) -> ChecksumStats:
+    """Give every readable artifact checksums in the cache; return what it cost.
+
+    `distrust` names artifacts replaced in place this run: a repodata.json
+    entry of the same size may describe the old bytes, so they are hashed.
+    """
+    stats = ChecksumStats()
+    todo = missing(rows)
+    if not todo:
+        return stats
+    known = from_channel_repodata(store, subdir, listed)
+    found: list[CachedArtifact] = []
+    to_hash: list[CachedArtifact] = []
+    for row in todo:
+        entry = known.get(row.filename)
+        if entry is not None and entry[0] == row.size and row.filename not in distrust:
+            found.append(replace(row, md5=entry[1], sha256=entry[2]))
+        else:
+            to_hash.append(row)
+    stats.from_repodata = len(found)
+    cache.update(put=found)
+    if to_hash:
+        log.info("%s: reading %d artifact(s) in full for checksums", subdir, len(to_hash))
+    conflict: Conflict | None = None
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="hasher") as pool:
+        for start in range(0, len(to_hash), COMMIT_EVERY):  # a crash keeps finished work
+            batch = to_hash[start : start + COMMIT_EVERY]
+            done: list[CachedArtifact] = []
+            for row, outcome in zip(batch, pool.map(_try_hash(store, subdir), batch), strict=True):
+                if isinstance(outcome, Conflict):
+                    conflict = conflict or outcome
+                    continue
+                md5, sha256, nbytes = outcome
+                stats.full_reads += 1
+                stats.full_read_bytes += nbytes
+                done.append(replace(row, md5=md5, sha256=sha256))
+            cache.update(put=done)
+    if conflict is not None:
+        raise conflict
+    return stats
+
+
+def _try_hash(
+    store: ChannelStore, subdir: str
+) -> Callable[[CachedArtifact], tuple[str, str, int] | Conflict]:
+    def run(row: CachedArtifact) -> tuple[str, str, int] | Conflict:
+        try:
+            return hash_artifact(store, subdir, row)
+        except Conflict as exc:
+            return exc
+
+    return run

@@ -1,0 +1,194 @@
+"""The shard stage of a run: checksums, shards, the shard index, repodata, pruning.
+
+It sits between the pure renderers (shards.py, repodata.py) and the store:
+it decides which shards need uploading (those not yet in `<subdir>/shards/`),
+keeps the index's `created_at` when nothing else changed (so a run with
+nothing new writes nothing), remembers when a shard stopped being named, and
+prunes only with `--prune-shards`. The pipeline calls it in three places:
+before rendering (checksums), when collecting outputs, and after publishing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from . import checksums, repodata, shards
+from .cache import Cache, CachedArtifact
+from .diff import Plan
+from .errors import UsageError
+from .publish import (
+    IMMUTABLE_CACHE_CONTROL,
+    MSGPACK_ZSTD_TYPE,
+    ZSTD_TYPE,
+    Output,
+)
+from .render import compress
+from .report import SubdirReport
+from .storage import ChannelStore, Entry
+
+log = logging.getLogger(__name__)
+
+_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> float:
+    """`7d`, `12h`, `30m`, `90s`, `2w` → seconds; UsageError otherwise."""
+    match = _AGE_RE.match(text)
+    if not match:
+        raise UsageError(f"--prune-shards: expected an age such as 7d, 12h or 30m, got {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def prunable(
+    entries: Iterable[Entry],
+    referenced: set[str],
+    dropped: dict[str, float],
+    folder: str,
+    now: float,
+    age: float,
+) -> list[str]:
+    """Paths of shards no index names whose grace period is over (pure).
+
+    A shard's age counts from the later of its upload and the moment our index
+    stopped naming it: a shard written a year ago and dropped a minute ago is
+    still what clients holding the previous index will ask for.
+    """
+    paths = []
+    for entry in entries:
+        if not shards.SHARD_NAME_RE.match(entry.name) or entry.name in referenced:
+            continue
+        if entry.modified is None:  # the backend cannot age it: keep it
+            continue
+        path = f"{folder}/{entry.name}"
+        since = max(entry.modified, dropped.get(path, entry.modified))
+        if now - since > age:
+            paths.append(path)
+    return sorted(paths)
+
+
+class ShardStage:
+    """One subdir's shard work within one pass."""
+
+    def __init__(
+        self,
+        store: ChannelStore,
+        cache: Cache,
+        subdir: str,
+        listing: list[Entry],
+        *,
+        jobs: int,
+        dry_run: bool,
+        write_repodata: bool,
+        prune_age: float | None,
+    ) -> None:
+        self.store, self.cache, self.subdir = store, cache, subdir
+        self.listed = {e.name for e in listing}
+        self.jobs, self.dry_run = jobs, dry_run
+        self.write_repodata, self.prune_age = write_repodata, prune_age
+        self.folder = f"{subdir}/{shards.SHARDS_FOLDER}"
+        self.index_path = f"{subdir}/{shards.SHARD_INDEX}"
+        self.previous: Any = None
+        self.index: dict[str, Any] | None = None
+        self._shard_listing: list[Entry] | None = None
+
+    # -- before rendering ------------------------------------------------------
+    def fill_checksums(self, plan: Plan, report: SubdirReport) -> None:
+        """Give every readable artifact md5/sha256 in the cache; count the cost."""
+        stats = checksums.fill(
+            self.store,
+            self.cache,
+            self.subdir,
+            self.cache.artifacts(),
+            listed=self.listed,
+            distrust={e.name for e in plan.changed},
+            jobs=self.jobs,
+        )
+        report.checksums_from_repodata += stats.from_repodata
+        report.checksum_full_reads += stats.full_reads
+        report.checksum_bytes_read += stats.full_read_bytes
+        report.bytes_read += stats.full_read_bytes
+
+    # -- outputs ------------------------------------------------------------------
+    def outputs(self, rows: Iterable[CachedArtifact]) -> list[Output]:
+        """Missing shards (immutable, first), then the index, then repodata if asked."""
+        rows = list(rows)
+        rendered = shards.render(rows)
+        hashes = {name: shards.digest(data) for name, data in rendered.items()}
+        self.previous = self._read_previous()
+        index = shards.index_document(self.subdir, hashes, "")
+        index["info"]["created_at"] = shards.created_at(self.previous, index, shards.timestamp())
+        self.index = index
+        out: list[Output] = []
+        if index != self.previous:  # new names or hashes: some shards may be missing
+            existing = {e.name for e in self._shards_listing()}
+            for name, data in rendered.items():
+                path = shards.shard_path(self.subdir, hashes[name])
+                if path.rsplit("/", 1)[1] not in existing:
+                    out.append(
+                        Output(
+                            path,
+                            data,
+                            MSGPACK_ZSTD_TYPE,
+                            IMMUTABLE_CACHE_CONTROL,
+                            immutable=True,
+                        )
+                    )
+        out.append(Output(self.index_path, shards.encode(index), MSGPACK_ZSTD_TYPE))
+        if self.write_repodata:
+            document = repodata.repodata_json(self.subdir, rows)
+            path = f"{self.subdir}/{repodata.REPODATA_JSON}"
+            out += [Output(path, document), Output(f"{path}.zst", compress(document), ZSTD_TYPE)]
+        return out
+
+    def _read_previous(self) -> Any:
+        if shards.SHARD_INDEX not in self.listed:
+            return None
+        data = self.store.read(self.index_path)
+        if data is None:
+            return None
+        try:
+            return shards.decode(data)
+        except Exception as exc:  # zstd and msgpack raise many types; a bad index is replaced
+            log.warning("%s is unreadable (%s); writing a new one", self.index_path, exc)
+            return None
+
+    def _shards_listing(self) -> list[Entry]:
+        if self._shard_listing is None:
+            self._shard_listing = self.store.list_subdir(self.folder)
+        return self._shard_listing
+
+    # -- after publishing ------------------------------------------------------------
+    def finish(self, report: SubdirReport, now: float | None = None) -> None:
+        """Remember which shards the index stopped naming; prune when asked."""
+        if self.index is None:
+            return
+        now = time.time() if now is None else now
+        current = shards.referenced_names(self.index)
+        dropped = shards.referenced_names(self.previous) - current
+        self.cache.update_shards_dropped(
+            add=[f"{self.folder}/{n}" for n in sorted(dropped)],
+            since=now,
+            remove=[f"{self.folder}/{n}" for n in sorted(current)],
+        )
+        if self.prune_age is None:
+            return
+        self._shard_listing = None  # list again: this pass may have uploaded some
+        doomed = prunable(
+            self._shards_listing(),
+            current,
+            self.cache.shards_dropped(),
+            self.folder,
+            now,
+            self.prune_age,
+        )
+        for path in doomed:
+            if not self.dry_run:
+                self.store.delete(path)
+        if doomed and not self.dry_run:
+            self.cache.update_shards_dropped(remove=doomed)
+        report.shards_pruned += doomed
