@@ -169,26 +169,23 @@ class ShardStage:
             return
         now = time.time() if now is None else now
         current = shards.referenced_names(self.index)
-        dropped = shards.referenced_names(self.previous) - current
+        no_longer = shards.referenced_names(self.previous) - current
         self.cache.update_shards_dropped(
-            add=[f"{self.folder}/{n}" for n in sorted(dropped)],
+            add=[f"{self.folder}/{n}" for n in sorted(no_longer)],
             since=now,
             remove=[f"{self.folder}/{n}" for n in sorted(current)],
         )
         if self.prune_age is None:
             return
         self._shard_listing = None  # list again: this pass may have uploaded some
-        doomed = prunable(
-            self._shards_listing(),
-            current,
-            self.cache.shards_dropped(),
-            self.folder,
-            now,
-            self.prune_age,
-        )
+        listing = self._shards_listing()
+        dropped = self.cache.shards_dropped()
+        present = {f"{self.folder}/{e.name}" for e in listing}
+        gone = [path for path in dropped if path not in present]  # deleted by someone else
+        doomed = prunable(listing, current, dropped, self.folder, now, self.prune_age)
         for path in doomed:
             if not self.dry_run:
                 self.store.delete(path)
-        if doomed and not self.dry_run:
-            self.cache.update_shards_dropped(remove=doomed)
+        if not self.dry_run:
+            self.cache.update_shards_dropped(remove=doomed + gone)
         report.shards_pruned += doomed
