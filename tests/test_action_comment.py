@@ -188,3 +188,37 @@ def test_the_example_comment_in_the_docs_comes_from_a_real_run(
         )
         assert "| subdir | listed | new |" in text
         assert "(https://github.example/octo/channel/actions/runs/4242)</sub>" in text
+
+
+def test_retry_rules_include_patch_but_never_repeat_a_post_after_a_5xx() -> None:
+    from indexer.action.comment import Retry
+
+    retry = Retry()
+    assert retry.is_retry("PATCH", 502) and retry.is_retry("PATCH", 503)
+    assert retry.is_retry("GET", 504)
+    assert not retry.is_retry("POST", 502)  # may have created the comment already
+    assert retry.is_retry("POST", 429)  # refused outright: safe to repeat
+    assert retry.respect_retry_after_header
+
+
+@pytest.mark.parametrize(
+    ("event_name", "event", "number"),
+    [
+        ("pull_request", {"number": 5, "pull_request": {"number": 5}}, 5),
+        ("pull_request_target", {"pull_request": {"number": 6}}, 6),
+        ("issue_comment", {"issue": {"number": 7, "pull_request": {}}}, 7),
+        ("issue_comment", {"issue": {"number": 8}}, None),  # an issue, not a PR
+        ("push", {"ref": "refs/heads/main"}, None),
+    ],
+)
+def test_pull_request_number_from_the_event_payload(
+    tmp_path: Path, event_name: str, event: dict[str, Any], number: int | None
+) -> None:
+    import json
+
+    from indexer.action.comment import pull_request_number
+
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    assert pull_request_number(event_name, str(path)) == number
+    assert pull_request_number(event_name, str(tmp_path / "missing.json")) is None

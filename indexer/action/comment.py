@@ -90,7 +90,7 @@ def pull_request_number(event_name: str, event_path: str) -> int | None:
     if event_name in PULL_REQUEST_EVENTS and isinstance(event.get("number"), int):
         return event["number"]
     issue = event.get("issue") or {}  # issue_comment on a pull request
-    if issue.get("pull_request") and isinstance(issue.get("number"), int):
+    if "pull_request" in issue and isinstance(issue.get("number"), int):
         return issue["number"]
     return None
 
