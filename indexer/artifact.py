@@ -17,6 +17,8 @@ from typing import Any, BinaryIO
 import orjson
 from conda_package_streaming import package_streaming
 
+from .errors import RunError
+
 INDEX_JSON = "info/index.json"
 RUN_EXPORTS_JSON = "info/run_exports.json"
 WANTED = frozenset({INDEX_JSON, RUN_EXPORTS_JSON})
@@ -89,8 +91,8 @@ def _read_members(filename: str, fileobj: BinaryIO) -> dict[str, bytes]:
                         break
         finally:
             stream.close()
-    except UnreadableArtifact:
-        raise
+    except (UnreadableArtifact, RunError, FileNotFoundError):
+        raise  # storage failures and vanished objects are the run's business, not the artifact's
     except Exception as exc:  # zip, zstd, bz2 and tar errors come in many types
         raise UnreadableArtifact(_describe(exc)) from None
     return found

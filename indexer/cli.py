@@ -19,6 +19,7 @@ from .errors import RunError, UsageError
 from .local import LocalStore
 from .pipeline import Options, index_channel
 from .report import RunReport, to_markdown
+from .s3 import ADDRESSING_STYLES, S3Options, is_s3_url, open_s3_cache_home, open_s3_store
 from .shardstage import parse_age
 from .storage import ChannelStore
 
@@ -131,22 +132,43 @@ def _age(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--prune-shards: ")) from None
 
 
-def open_store(channel: str) -> ChannelStore:
+def open_store(channel: str, s3_options: S3Options | None = None) -> ChannelStore:
     """The backend for a CHANNEL argument."""
-    if channel.startswith("s3://"):
-        raise UsageError("s3:// channels are not supported by this build")
+    if is_s3_url(channel):
+        return open_s3_store(channel, s3_options)
+    if s3_options is not None and s3_options != S3Options():
+        raise UsageError("--endpoint-url, --region, --addressing-style and --profile need s3://")
     return LocalStore(channel)
 
 
+def s3_options(args: argparse.Namespace) -> S3Options:
+    return S3Options(
+        endpoint_url=args.endpoint_url,
+        region=args.region,
+        addressing_style=args.addressing_style,
+        profile=args.profile,
+    )
+
+
 def default_cache_home(store: ChannelStore, cache_dir: Path | None) -> CacheHome:
+    if is_s3_url(store.location):
+        return open_s3_cache_home(store, cache_dir)  # type: ignore[arg-type]
     if cache_dir is not None:
         return LocalCacheHome(cache_dir)
     return LocalCacheHome(store.local_cache_dir())  # type: ignore[attr-defined]
 
 
 def run_index(args: argparse.Namespace) -> RunReport:
-    store = open_store(args.channel)
+    store = open_store(args.channel, s3_options(args))
     home = default_cache_home(store, args.cache_dir)
+    try:
+        return _run(store, home, args)
+    finally:
+        if hasattr(home, "close"):  # the bucket cache's local copies
+            home.close()
+
+
+def _run(store: ChannelStore, home: CacheHome, args: argparse.Namespace) -> RunReport:
     if args.no_shards and (args.repodata or args.prune_shards is not None):
         raise UsageError("--repodata and --prune-shards need shards; drop --no-shards")
     options = Options(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from s3proxy import CountingProxy
+from s3server import S3Endpoint, s3_endpoint
 
 from indexer.cli import main as cli_main
 
@@ -47,3 +50,33 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return status, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Endpoint]:
+    """The session's S3 endpoint: SeaweedFS on loopback, or RUN_EXPORTS_INDEX_TEST_S3.
+
+    See tests/s3server.py for the variables that select an external endpoint.
+    """
+    with s3_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, s3: S3Endpoint) -> S3Endpoint:
+    """boto3's default chain sees only the session endpoint's admin identity."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    return s3
+
+
+@pytest.fixture
+def s3_proxy(s3: S3Endpoint) -> Iterator[CountingProxy]:
+    """A counting, fault-injecting proxy in front of the session's S3 endpoint."""
+    with CountingProxy(s3.endpoint_url) as proxy:
+        yield proxy

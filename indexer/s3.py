@@ -1,0 +1,43 @@
+"""S3 channels: what the CLI and the action need to index `s3://bucket/prefix`.
+
+The backend is split by job: `s3client` (boto3, retries, error messages),
+`s3store` (the `ChannelStore`), `s3reader` (range reads of artifacts) and
+`s3cache` (the cache kept in the bucket). This module is their front door.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cachehome import CacheHome, LocalCacheHome
+from .s3cache import BucketCacheHome, cache_path
+from .s3client import ADDRESSING_STYLES, S3Options
+from .s3store import S3Store, parse_s3_url
+
+__all__ = [
+    "ADDRESSING_STYLES",
+    "BucketCacheHome",
+    "S3Options",
+    "S3Store",
+    "cache_path",
+    "is_s3_url",
+    "open_s3_cache_home",
+    "open_s3_store",
+    "parse_s3_url",
+]
+
+
+def is_s3_url(channel: str) -> bool:
+    return channel.startswith("s3://")
+
+
+def open_s3_store(channel: str, options: S3Options | None = None) -> S3Store:
+    """The store for an `s3://bucket/prefix` CHANNEL (no request is made yet)."""
+    return S3Store(channel, options)
+
+
+def open_s3_cache_home(store: S3Store, cache_dir: Path | None) -> CacheHome:
+    """The cache in the bucket, or in `cache_dir` when one is given (actions/cache)."""
+    if cache_dir is not None:
+        return LocalCacheHome(cache_dir)
+    return BucketCacheHome(store)

@@ -1,0 +1,93 @@
+"""The cache kept in the bucket, beside the channel it describes.
+
+A fresh CI runner has no local state, so by default each subdir's SQLite cache
+lives at `<prefix>/.run-exports-index/<subdir>.sqlite.zst`: fetched at the
+start of the run, written back at the end only if its bytes changed, and
+conditionally (`If-Match` the ETag fetched, `If-None-Match: *` when new), so
+two runs never silently replace each other's cache. Losing that race is
+harmless: the other run's cache is kept and the next run reads what it lacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import zstandard
+
+from .cachehome import cache_filename
+from .errors import Conflict
+from .s3store import S3Store
+from .storage import CACHE_PREFIX
+
+log = logging.getLogger(__name__)
+
+ZSTD_LEVEL = 10
+CACHE_TYPE = "application/zstd"
+CACHE_CONTROL = "no-store"
+
+
+def cache_path(subdir: str) -> str:
+    """Channel-relative path of a subdir's cache object."""
+    return f"{CACHE_PREFIX}/{cache_filename(subdir)}.zst"
+
+
+class BucketCacheHome:
+    """Cache files fetched from, and put back into, the channel's bucket."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
+        self.scratch = Path(tempfile.mkdtemp(prefix="run-exports-index-cache-"))
+        # subdir → (ETag of the cache object, sha256 of the file as fetched)
+        self._fetched: dict[str, tuple[str | None, str | None]] = {}
+
+    def checkout(self, subdir: str) -> Path:
+        path = self.scratch / cache_filename(subdir)
+        if subdir in self._fetched:
+            return path
+        where = self.store.url(cache_path(subdir))
+        found = self.store.read_with_token(cache_path(subdir))
+        if found is None:
+            log.info("no cache at %s yet: building it from the channel", where)
+            self._fetched[subdir] = (None, None)
+            return path
+        compressed, etag = found
+        try:
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(compressed)
+        except zstandard.ZstdError as exc:
+            log.warning("cache %s is unusable (%s); rebuilding it from the channel", where, exc)
+            self._fetched[subdir] = (etag, None)
+            return path
+        path.write_bytes(data)
+        self._fetched[subdir] = (etag, hashlib.sha256(data).hexdigest())
+        return path
+
+    def checkin(self, subdir: str, path: Path) -> None:
+        etag, digest = self._fetched.get(subdir, (None, None))
+        data = path.read_bytes()
+        new_digest = hashlib.sha256(data).hexdigest()
+        if new_digest == digest:
+            return  # nothing changed: no PUT
+        compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+        try:
+            token = self.store.write(
+                cache_path(subdir),
+                compressed,
+                expect=etag,
+                content_type=CACHE_TYPE,
+                cache_control=CACHE_CONTROL,
+            )
+        except Conflict:
+            log.warning(
+                "another run updated %s meanwhile; keeping its cache "
+                "(the next run reads whatever it lacks)",
+                self.store.url(cache_path(subdir)),
+            )
+            return
+        self._fetched[subdir] = (token, new_digest)
+
+    def close(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)

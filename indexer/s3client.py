@@ -1,0 +1,271 @@
+"""One boto3 S3 client, every call retried, counted and explained.
+
+Transient failures (503 SlowDown and other throttling, 5xx, timeouts,
+connection resets) are retried here with tenacity: exponential backoff with
+full jitter, bounded in attempts and total time, and counted for the report.
+botocore's own retries are switched off so that the count is honest.
+
+Everything else fails fast as one line naming the operation, the bucket or
+object and what to check: bad credentials, denied access, a missing bucket,
+an endpoint that never answered. Credentials never appear in a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions as bex
+from botocore.config import Config
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from .errors import RunError, UsageError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ADDRESSING_STYLES = ("path", "virtual")
+
+# Codes (or bare HTTP statuses, as HEAD answers carry no body) worth retrying.
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "429",
+    }
+)
+# Failures no retry can cure, with what the user should check.
+AUTH_HINTS = {
+    "InvalidAccessKeyId": "the access key is unknown to the store; check the credentials "
+    "(AWS_ACCESS_KEY_ID, AWS_PROFILE / --profile) and --endpoint-url",
+    "SignatureDoesNotMatch": "the secret key does not match the access key; check "
+    "AWS_SECRET_ACCESS_KEY or the profile",
+    "AccessDenied": "the credentials lack permission for this operation; check the "
+    "bucket policy / IAM role (publishing needs write access, --dry-run only read and list)",
+    "403": "access denied; check the credentials and their permissions",
+    "ExpiredToken": "the session token has expired; refresh the credentials",
+    "InvalidToken": "the session token is invalid; refresh the credentials",
+    "AllAccessDisabled": "all access to this bucket is disabled",
+    "AuthorizationHeaderMalformed": "the request was signed for the wrong region; "
+    "check --region / AWS_REGION",
+    "PermanentRedirect": "the bucket lives in another region; check --region / AWS_REGION",
+}
+MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+PRECONDITION = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """How to reach the store; None leaves the choice to boto3's usual sources."""
+
+    endpoint_url: str | None = None  # else AWS_ENDPOINT_URL(_S3), else AWS
+    region: str | None = None  # else AWS_REGION, AWS_DEFAULT_REGION, the profile
+    addressing_style: str | None = None  # "path" | "virtual"; None: botocore decides
+    profile: str | None = None  # else AWS_PROFILE, else the default chain
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    max_attempts: int = 6  # per call, the first included
+    max_retry_s: float = 120.0  # per call, backoff included
+    backoff_s: float = 0.25  # first backoff ceiling; doubles each attempt (full jitter)
+    max_connections: int = 32
+
+
+class ObjectMissing(LookupError):
+    """The object (not the bucket) does not exist."""
+
+
+class PreconditionFailed(Exception):
+    """A conditional request's condition did not hold (412/409)."""
+
+
+class S3Api:
+    """A boto3 client wrapped so that every call is retried, counted and explained."""
+
+    def __init__(self, bucket: str, options: S3Options) -> None:
+        self.bucket = bucket
+        self.options = options
+        self.retries = 0
+        self._lock = threading.Lock()
+        self._reached = False  # has the endpoint ever answered?
+        self.client = make_client(options)
+        self.endpoint_url = self.client.meta.endpoint_url
+
+    def call(self, operation: str, where: str = "", **params: Any) -> dict[str, Any]:
+        """Run the S3 `operation` (e.g. "ListObjectsV2") on this bucket, with retries.
+
+        `where` names the object for messages (default: the bucket). Raises
+        `ObjectMissing`, `PreconditionFailed` or `RunError`.
+        """
+        method = getattr(self.client, _snake(operation))
+        return self.retrying(lambda: method(Bucket=self.bucket, **params), operation, where)
+
+    def retrying(self, fn: Callable[[], T], operation: str, where: str = "") -> T:
+        """Run `fn` (one S3 request and reading its answer) under the retry policy."""
+        where = where or f"s3://{self.bucket}"
+        opts = self.options
+        retryer = Retrying(
+            stop=stop_after_attempt(opts.max_attempts) | stop_after_delay(opts.max_retry_s),
+            wait=wait_random_exponential(multiplier=opts.backoff_s, max=opts.max_retry_s / 4),
+            retry=retry_if_exception(self._transient),
+            before_sleep=lambda state: self._count(state, operation, where),
+            reraise=True,
+        )
+        try:
+            result = retryer(fn)
+        except bex.ClientError as exc:
+            self._reached = True
+            raise self._explain(exc, operation, where) from None
+        except (bex.BotoCoreError, OSError) as exc:
+            raise self._explain_transport(exc, operation, where) from None
+        self._reached = True
+        return result
+
+    # -- classification -------------------------------------------------------
+    def _transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, bex.ClientError):
+            self._reached = True
+            code, status = error_code(exc)
+            return code in TRANSIENT_CODES or status >= 500 or status == 429
+        if isinstance(exc, bex.EndpointConnectionError):
+            # Refused or unresolvable: transient only for an endpoint that
+            # answered before; a wrong --endpoint-url must fail at once.
+            return self._reached
+        return isinstance(exc, bex.HTTPClientError | ConnectionError | TimeoutError)
+
+    def count_retry(self) -> None:
+        """Count one retry (also for resumes that happen outside `retrying`)."""
+        with self._lock:
+            self.retries += 1
+
+    def _count(self, state: RetryCallState, operation: str, where: str) -> None:
+        self.count_retry()
+        exc = state.outcome.exception() if state.outcome else None
+        log.info(
+            "S3 %s on %s: %s; retrying (attempt %d)",
+            operation,
+            where,
+            describe(exc),
+            state.attempt_number + 1,
+        )
+
+    def _explain(self, exc: bex.ClientError, operation: str, where: str) -> Exception:
+        code, status = error_code(exc)
+        if code in MISSING:
+            return ObjectMissing(where)
+        if code in PRECONDITION:
+            return PreconditionFailed(where)
+        if code == "NoSuchBucket":
+            return RunError(
+                f"S3 {operation}: bucket {self.bucket!r} does not exist at {self.endpoint_url}; "
+                "check the bucket name, --endpoint-url and --region"
+            )
+        if code in AUTH_HINTS:
+            return RunError(f"S3 {operation} on {where} refused ({code}): {AUTH_HINTS[code]}")
+        if code in TRANSIENT_CODES or status >= 500:
+            return RunError(
+                f"S3 {operation} on {where} kept failing ({code}, HTTP {status}) after "
+                f"{self.options.max_attempts} attempts; the store is overloaded or down, "
+                "try again later"
+            )
+        return RunError(f"S3 {operation} on {where} failed: {describe(exc)}")
+
+    def _explain_transport(self, exc: BaseException, operation: str, where: str) -> Exception:
+        if isinstance(exc, bex.NoCredentialsError):
+            return RunError(
+                f"S3 {operation} on {where}: no AWS credentials found; set AWS_ACCESS_KEY_ID "
+                "and AWS_SECRET_ACCESS_KEY, AWS_PROFILE / --profile, or a web identity"
+            )
+        if isinstance(exc, bex.EndpointConnectionError) and not self._reached:
+            return RunError(
+                f"S3 {operation} on {where}: cannot reach the endpoint {self.endpoint_url} "
+                f"({describe(exc)}); check --endpoint-url / AWS_ENDPOINT_URL and the network"
+            )
+        return RunError(
+            f"S3 {operation} on {where} failed at {self.endpoint_url}: {describe(exc)}"
+            + (f" (after {self.options.max_attempts} attempts)" if self._transient(exc) else "")
+        )
+
+
+def make_client(options: S3Options) -> Any:
+    """A boto3 S3 client from the options, the AWS_* variables and the default chain."""
+    quiet_libraries()
+    if options.addressing_style not in (None, *ADDRESSING_STYLES):
+        raise UsageError(
+            f"--addressing-style must be path or virtual, not {options.addressing_style!r}"
+        )
+    region = options.region or os.environ.get("AWS_REGION") or None
+    try:
+        session = boto3.session.Session(profile_name=options.profile, region_name=region)
+    except bex.ProfileNotFound as exc:
+        raise UsageError(
+            f"AWS profile not found: {exc.kwargs.get('profile')}; check --profile / AWS_PROFILE"
+        ) from None
+    config = Config(
+        s3={"addressing_style": options.addressing_style or "auto"},
+        retries={"total_max_attempts": 1, "mode": "standard"},  # tenacity retries, counted
+        connect_timeout=options.connect_timeout_s,
+        read_timeout=options.read_timeout_s,
+        max_pool_connections=options.max_connections,
+        # S3-compatible stores (SeaweedFS, R2, older MinIO) reject or ignore the
+        # newer default checksum headers; only send them where S3 requires them.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    try:
+        return session.client("s3", endpoint_url=options.endpoint_url or None, config=config)
+    except ValueError as exc:  # a malformed endpoint URL
+        raise UsageError(f"invalid S3 endpoint {options.endpoint_url!r}: {exc}") from None
+
+
+def quiet_libraries() -> None:
+    """Keep botocore's debug output (signed headers, access key id) out of --verbose logs."""
+    for name in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
+def error_code(exc: bex.ClientError) -> tuple[str, int]:
+    """The S3 error code (or HTTP status as text) and the HTTP status."""
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    code = str(exc.response.get("Error", {}).get("Code") or status)
+    return code, status
+
+
+def describe(exc: BaseException | None) -> str:
+    """A short reason without botocore's boilerplate (and never credentials)."""
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, bex.ClientError):
+        code, status = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message") or ""
+        return f"{code} (HTTP {status})" + (f": {message}" if message else "")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _snake(operation: str) -> str:
+    return {
+        "ListObjectsV2": "list_objects_v2",
+        "GetObject": "get_object",
+        "PutObject": "put_object",
+        "HeadObject": "head_object",
+        "DeleteObject": "delete_object",
+    }[operation]

@@ -1,0 +1,180 @@
+"""The S3 backend: a channel under `s3://bucket/prefix`.
+
+Listings are one paginated, delimited ListObjectsV2 per subdir (several
+subdirs at once when the pipeline prefetches), and the ETag is the change
+token. Writes are conditional: `If-None-Match: *` for a new key, `If-Match`
+with the ETag seen at the start for a replacement, so a concurrent writer is
+detected (`errors.Conflict`) instead of overwritten.
+
+Artifacts are never downloaded whole: see `s3reader` for how their info part
+is read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from .errors import Conflict, UsageError
+from .s3client import ObjectMissing, PreconditionFailed, S3Api, S3Options
+from .s3reader import ArtifactFile
+from .storage import Entry, is_subdir_name
+
+LIST_THREADS = 8
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` → ("bucket", "some/prefix/"); the prefix may be empty."""
+    if not url.startswith("s3://"):
+        raise UsageError(f"not an s3:// URL: {url!r}")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not bucket:
+        raise UsageError(f"no bucket in {url!r}; expected s3://bucket/prefix")
+    if not (3 <= len(bucket) <= 63) or not all(c.isalnum() or c in ".-_" for c in bucket):
+        raise UsageError(f"{bucket!r} is not a valid bucket name (in {url!r})")
+    prefix = prefix.strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise UsageError(f"the prefix of {url!r} has empty, '.' or '..' parts")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+class S3Store:
+    """A channel in an S3 bucket (AWS S3 or an S3-compatible store)."""
+
+    def __init__(self, url: str, options: S3Options | None = None) -> None:
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.api = S3Api(self.bucket, options or S3Options())
+        self._lock = threading.Lock()
+        self._bytes_read = 0
+        self._prefetched: dict[str, Future[list[Entry]]] = {}
+
+    @property
+    def retries(self) -> int:
+        """Transient failures retried so far (reported as `retries`)."""
+        return self.api.retries
+
+    def key(self, path: str) -> str:
+        return self.prefix + path
+
+    def url(self, path: str) -> str:
+        return f"s3://{self.bucket}/{self.key(path)}"
+
+    # -- listing -------------------------------------------------------------
+    def _list(self, prefix: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """Objects and common prefixes directly under `prefix`, every page."""
+        objects: list[dict[str, Any]] = []
+        folders: list[str] = []
+        params: dict[str, Any] = {"Prefix": prefix, "Delimiter": "/"}
+        while True:
+            page = self.api.call("ListObjectsV2", f"s3://{self.bucket}/{prefix}", **params)
+            objects += page.get("Contents", [])
+            folders += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return objects, folders
+            params["ContinuationToken"] = token
+
+    def list_subdirs(self) -> list[str]:
+        _, folders = self._list(self.prefix)
+        names = (f[len(self.prefix) :].rstrip("/") for f in folders)
+        return sorted(n for n in names if is_subdir_name(n))
+
+    def prefetch_listings(self, subdirs: list[str]) -> None:
+        """Start listing these subdirs concurrently; `list_subdir` uses each result once."""
+        todo = [s for s in subdirs if s not in self._prefetched]
+        if len(todo) < 2:
+            return
+        pool = ThreadPoolExecutor(min(LIST_THREADS, len(todo)), thread_name_prefix="lister")
+        for subdir in todo:
+            self._prefetched[subdir] = pool.submit(self._list_subdir_now, subdir)
+        pool.shutdown(wait=False)
+
+    def list_subdir(self, subdir: str) -> list[Entry]:
+        future = self._prefetched.pop(subdir, None)
+        if future is not None:
+            return future.result()
+        return self._list_subdir_now(subdir)
+
+    def _list_subdir_now(self, subdir: str) -> list[Entry]:
+        folder = self.key(subdir.strip("/") + "/")
+        objects, _ = self._list(folder)
+        entries = [_entry(o["Key"][len(folder) :], o) for o in objects]
+        return sorted((e for e in entries if e.name and "/" not in e.name), key=lambda e: e.name)
+
+    # -- artifacts -----------------------------------------------------------
+    @contextmanager
+    def open_artifact(self, subdir: str, name: str) -> Iterator[ArtifactFile]:
+        path = f"{subdir}/{name}"
+        reader = ArtifactFile(self.api, self.key(path), name)
+        try:
+            yield reader
+        finally:
+            reader.close()
+            with self._lock:
+                self._bytes_read += reader.bytes_read
+
+    @property
+    def bytes_read(self) -> int:
+        return self._bytes_read
+
+    # -- channel objects -------------------------------------------------------
+    def read(self, path: str) -> bytes | None:
+        found = self.read_with_token(path)
+        return None if found is None else found[0]
+
+    def read_with_token(self, path: str) -> tuple[bytes, str] | None:
+        """An object's bytes and ETag (one GET, so they belong together), or None."""
+        key = self.key(path)
+
+        def get() -> tuple[bytes, str]:
+            response = self.api.client.get_object(Bucket=self.bucket, Key=key)
+            with response["Body"] as body:
+                return body.read(), response["ETag"]
+
+        try:
+            return self.api.retrying(get, "GetObject", self.url(path))
+        except ObjectMissing:
+            return None
+
+    def stat(self, path: str) -> Entry | None:
+        try:
+            head = self.api.call("HeadObject", self.url(path), Key=self.key(path))
+        except ObjectMissing:
+            return None
+        name = path.rsplit("/", 1)[-1]
+        return _entry(name, {"Size": head["ContentLength"], **head})
+
+    def write(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        expect: str | None,
+        content_type: str = "application/octet-stream",
+        cache_control: str = "",
+    ) -> str:
+        params: dict[str, Any] = {"Key": self.key(path), "Body": data, "ContentType": content_type}
+        if cache_control:
+            params["CacheControl"] = cache_control
+        if expect is None:
+            params["IfNoneMatch"] = "*"
+        else:
+            params["IfMatch"] = expect
+        try:
+            response = self.api.call("PutObject", self.url(path), **params)
+        except PreconditionFailed:
+            raise Conflict(path) from None
+        return response["ETag"]
+
+    def delete(self, path: str) -> None:
+        with suppress(ObjectMissing):
+            self.api.call("DeleteObject", self.url(path), Key=self.key(path))
+
+
+def _entry(name: str, obj: dict[str, Any]) -> Entry:
+    modified = obj.get("LastModified")
+    return Entry(name, int(obj["Size"]), obj["ETag"], modified.timestamp() if modified else None)
