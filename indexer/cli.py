@@ -17,10 +17,12 @@ from . import __version__
 from .cachehome import CacheHome, LocalCacheHome, ScratchCacheHome
 from .errors import RunError, UsageError
 from .local import LocalStore
+from .patches import load_patches
 from .pipeline import Options, index_channel
 from .report import RunReport, to_markdown
 from .s3 import ADDRESSING_STYLES, S3Options, is_s3_url, open_s3_cache_home, open_s3_store
 from .shardstage import parse_age
+from .staged import StagedOverlay
 from .storage import ChannelStore
 
 log = logging.getLogger("run-exports-index")
@@ -77,6 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="do everything but write; report what would be uploaded",
+    )
+    preview = index.add_argument_group(
+        "previews", "what a pull request would change, before it is merged"
+    )
+    preview.add_argument(
+        "--preview",
+        action="store_true",
+        help="compute what the published outputs would become and report the run_exports "
+        "diff and lints; write nothing (read-only credentials suffice)",
+    )
+    preview.add_argument(
+        "--staged",
+        type=Path,
+        metavar="DIR",
+        help="artifacts built in this job (DIR/<subdir>/<artifact>), indexed as if uploaded "
+        "(needs --preview or --dry-run)",
+    )
+    preview.add_argument(
+        "--patches",
+        type=Path,
+        metavar="PATH",
+        help="CEP-21 patch instructions (version 2): a directory of "
+        "<subdir>/patch_instructions.json or one JSON file mapping subdir to instructions",
     )
     index.add_argument(
         "--strict",
@@ -159,8 +184,14 @@ def default_cache_home(store: ChannelStore, cache_dir: Path | None) -> CacheHome
 
 
 def run_index(args: argparse.Namespace) -> RunReport:
+    if args.staged is not None and not (args.preview or args.dry_run):
+        raise UsageError(
+            "--staged needs --preview or --dry-run (staged artifacts are not uploaded)"
+        )
     store = open_store(args.channel, s3_options(args))
     home = default_cache_home(store, args.cache_dir)
+    if args.staged is not None:
+        store = StagedOverlay(store, args.staged)
     try:
         return _run(store, home, args)
     finally:
@@ -179,8 +210,10 @@ def _run(store: ChannelStore, home: CacheHome, args: argparse.Namespace) -> RunR
         shards=not args.no_shards,
         repodata=args.repodata,
         prune_shards=args.prune_shards,
+        preview=args.preview,
+        patches=load_patches(args.patches) if args.patches else {},
     )
-    if args.dry_run:
+    if options.read_only:
         scratch = ScratchCacheHome(home)
         try:
             return index_channel(store, scratch, options)

@@ -33,12 +33,21 @@ def lint_subdir(
     artifacts: Iterable[CachedArtifact],
     touched: Iterable[str],
     instructions: PatchInstructions | None = None,
+    present: Iterable[str] | None = None,
 ) -> list[Lint]:
-    """Lints for the touched artifacts of one subdir (patched view), sorted."""
+    """Lints for one subdir's patched view, sorted.
+
+    `touched` names the artifacts this run brought in (new, changed, staged);
+    patched artifacts are added to them. `present` is every filename in the
+    subdir (default: those in `artifacts`), for patches naming missing ones.
+    """
     rows = [a for a in artifacts if a.readable and a.record]
     by_name = {a.filename: a for a in rows}
     lints: list[Lint] = []
-    for filename in sorted(set(touched)):
+    touched = set(touched)
+    if instructions is not None:
+        touched |= {f for f in by_name if instructions.fixes_for(f)}
+    for filename in sorted(touched):
         row = by_name.get(filename)
         if row is None or row.run_exports is None:
             continue
@@ -49,7 +58,7 @@ def lint_subdir(
     if instructions is not None:
         lints += [
             Lint(name, UNKNOWN_PATCH_TARGET, f"the patch names {name}, which is not in the channel")
-            for name in unknown_targets(instructions, by_name)
+            for name in unknown_targets(instructions, by_name if present is None else present)
         ]
     return sorted(lints, key=lambda lint: (lint.filename, lint.kind, lint.message))
 

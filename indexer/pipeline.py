@@ -21,9 +21,11 @@ from .artifact import UnreadableArtifact, read_info
 from .cache import Cache, CachedArtifact
 from .cachehome import CacheHome
 from .errors import Conflict, UsageError
+from .lints import lint_subdir
+from .patches import PatchInstructions, apply_patches
 from .progress import Progress
 from .publish import ZSTD_TYPE, Output, publish
-from .report import Problem, RunReport, SubdirReport
+from .report import LintFinding, Problem, RunReport, SubdirReport
 from .shardstage import ShardStage
 from .storage import ChannelStore, Entry, is_artifact
 
@@ -46,12 +48,23 @@ class Options:
     shards: bool = False  # CEP-16 shards + whole-artifact checksums (the CLI's default)
     repodata: bool = False  # also repodata.json (+ .zst) from the shard records
     prune_shards: float | None = None  # seconds: prune unreferenced shards older than this
+    preview: bool = False  # what would the published outputs become? (writes nothing)
+    patches: dict[str, PatchInstructions] = field(default_factory=dict)  # per subdir
+
+    @property
+    def read_only(self) -> bool:
+        """Dry runs and previews write nothing: not the channel, not the cache."""
+        return self.dry_run or self.preview
+
+    @property
+    def mode(self) -> str:
+        return "preview" if self.preview else "dry-run" if self.dry_run else "publish"
 
 
 def index_channel(store: ChannelStore, home: CacheHome, options: Options) -> RunReport:
     """Index every selected subdir of the channel and return the report."""
     started = time.monotonic()
-    report = RunReport(channel=store.location, mode="dry-run" if options.dry_run else "publish")
+    report = RunReport(channel=store.location, mode=options.mode)
     subdirs = select_subdirs(store, options.subdirs)
     if hasattr(store, "prefetch_listings"):  # S3: list every subdir at once
         store.prefetch_listings(subdirs)
@@ -89,7 +102,7 @@ def index_subdir(
                 if attempt == MAX_ATTEMPTS:
                     raise
                 log.warning("%s; listing %s again and redoing", exc, subdir)
-    if not options.dry_run:
+    if not options.read_only:
         home.checkin(subdir, path)
     return report
 
@@ -113,7 +126,7 @@ def _one_pass(
             subdir,
             listing,
             jobs=options.jobs,
-            dry_run=options.dry_run,
+            dry_run=options.read_only,
             write_repodata=options.repodata,
             prune_age=options.prune_shards,
         )
@@ -132,21 +145,33 @@ def _one_pass(
         if a.readable and a.run_exports_error
     ]
 
-    document = render.run_exports_document(subdir, current.values())
+    instructions = options.patches.get(subdir)
+    view = apply_patches(current.values(), instructions)  # what clients see
+    document = render.run_exports_document(subdir, view)
     data = render.dumps_compact(document)
-    outputs = [
-        Output(f"{subdir}/run_exports.json", data),
-        Output(f"{subdir}/run_exports.json.zst", render.compress(data), ZSTD_TYPE),
-    ]
+    outputs = _run_exports_outputs(subdir, "run_exports.json", data)
+    if instructions is not None:  # the unpatched view, as conda-index's *_from_packages
+        unpatched = render.run_exports_json(subdir, current.values())
+        outputs += _run_exports_outputs(subdir, "run_exports_from_packages.json", unpatched)
     listed = {f"{subdir}/{e.name}": e for e in listing}
     report.run_exports_changes = diff.diff_run_exports(
         _published_document(store, cache, f"{subdir}/run_exports.json", listed, data), document
     )
+    touched = [e.name for e in plan.new + plan.changed]
+    report.lints = [
+        LintFinding(lint.filename, lint.kind, lint.message)
+        for lint in lint_subdir(view, touched, instructions, present=current)
+    ]
     if shard_stage is not None:
-        outputs += shard_stage.outputs(current.values())
-    report.uploaded += publish(store, cache, outputs, listed, dry_run=options.dry_run)
+        outputs += shard_stage.outputs(view)
+    report.uploaded += publish(store, cache, outputs, listed, dry_run=options.read_only)
     if shard_stage is not None:
         shard_stage.finish(report)
+
+
+def _run_exports_outputs(subdir: str, filename: str, data: bytes) -> list[Output]:
+    path = f"{subdir}/{filename}"
+    return [Output(path, data), Output(f"{path}.zst", render.compress(data), ZSTD_TYPE)]
 
 
 def _read_and_cache(

@@ -64,7 +64,7 @@ def test_report_and_summary_files(tmp_path: Path, run_cli) -> None:
     build_artifact(ch / "noarch", "a", run_exports=["a"])
     (ch / "noarch" / "broken-1-0.conda").write_bytes(b"nope")
     report, summary = tmp_path / "r" / "report.json", tmp_path / "s" / "summary.md"
-    status, out, _ = run_cli("index", ch, "--report", report, "--summary", summary)
+    status, out, _ = run_cli("index", ch, "--report", report, "--summary", summary, "--no-shards")
     assert status == 0
     data = orjson.loads(report.read_bytes())
     noarch = data["subdirs"]["noarch"]
@@ -93,7 +93,7 @@ def test_dry_run_writes_nothing(tmp_path: Path, run_cli) -> None:
     build_artifact(ch / "noarch", "a", run_exports=["a"])
     before = sorted(p.relative_to(ch) for p in ch.rglob("*"))
     report = tmp_path / "report.json"
-    assert run_cli("index", ch, "--dry-run", "--report", report)[0] == 0
+    assert run_cli("index", ch, "--dry-run", "--report", report, "--no-shards")[0] == 0
     assert sorted(p.relative_to(ch) for p in ch.rglob("*")) == before
     data = orjson.loads(report.read_bytes())
     assert data["mode"] == "dry-run"
