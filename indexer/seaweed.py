@@ -86,7 +86,7 @@ class SeaweedServer:
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self._own_dir = directory is None
-        self.directory = Path(directory or tempfile.mkdtemp(prefix="seaweedfs-"))
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="seaweedfs-")).resolve()
         self.admin = Credentials(*ADMIN)
         self.reader = Credentials(*READER)
         self.endpoint_url = ""
