@@ -78,23 +78,30 @@ def outputs(report: Mapping[str, Any], files: Files) -> dict[str, str]:
 
 
 def annotate(report: Mapping[str, Any], channel: str) -> None:
-    """One warning annotation per unreadable artifact (GitHub shows the first 10)."""
-    problems = [
-        (subdir, problem)
-        for subdir, data in sorted(report.get("subdirs", {}).items())
-        for problem in data.get("artifacts", {}).get("unreadable", [])
-    ]
-    for subdir, problem in problems[: workflow.ANNOTATIONS_SHOWN]:
-        path = f"{channel.rstrip('/')}/{subdir}/{problem['filename']}"
+    """One warning annotation per problem (GitHub shows the first 10 of a step).
+
+    Lints come first (what a reviewer must act on), then artifacts whose
+    run_exports are malformed, then unreadable artifacts.
+    """
+    found: list[tuple[str, str, str]] = []  # (subdir/filename, title, message)
+    for kind, title, text in (
+        ("lints", "lint", lambda p: f"{p['kind']}: {p['message']}"),
+        ("run_exports_unknown", "malformed run_exports", lambda p: p["reason"]),
+        ("unreadable", "unreadable artifact, left out of the index", lambda p: p["reason"]),
+    ):
+        for subdir, data in sorted(report.get("subdirs", {}).items()):
+            entries = data.get(kind) if kind == "lints" else data.get("artifacts", {}).get(kind)
+            for entry in entries or []:
+                found.append((f"{subdir}/{entry['filename']}", title, text(entry)))
+    for where, title, message in found[: workflow.ANNOTATIONS_SHOWN]:
         workflow.warning(
-            f"unreadable artifact, left out of the index: {problem['reason']}",
-            file=path,
-            title=f"run-exports-index: {subdir}/{problem['filename']}",
+            f"{title}: {message}",
+            file=f"{channel.rstrip('/')}/{where}",
+            title=f"run-exports-index: {where}",
         )
-    if len(problems) > workflow.ANNOTATIONS_SHOWN:
+    if len(found) > workflow.ANNOTATIONS_SHOWN:
         workflow.warning(
-            f"{len(problems) - workflow.ANNOTATIONS_SHOWN} more unreadable artifacts; "
-            "see the job summary",
+            f"{len(found) - workflow.ANNOTATIONS_SHOWN} more problems; see the job summary",
             title="run-exports-index",
         )
 
