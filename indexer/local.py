@@ -106,6 +106,13 @@ class LocalStore:
     def bytes_read(self) -> int:
         return self._bytes_read
 
+    @property
+    def retries(self) -> int:
+        return 0  # the file system does not fail transiently
+
+    def prefetch_listings(self, subdirs: list[str]) -> None:
+        return None  # scandir is fast enough one subdir at a time
+
     # -- channel objects -----------------------------------------------------
     def _path(self, path: str) -> Path:
         target = (self.root / path).resolve()

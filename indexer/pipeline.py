@@ -66,12 +66,11 @@ def index_channel(store: ChannelStore, home: CacheHome, options: Options) -> Run
     started = time.monotonic()
     report = RunReport(channel=store.location, mode=options.mode)
     subdirs = select_subdirs(store, options.subdirs)
-    if hasattr(store, "prefetch_listings"):  # S3: list every subdir at once
-        store.prefetch_listings(subdirs)
+    store.prefetch_listings(subdirs)  # S3: list every subdir at once
     for subdir in subdirs:
         report.subdirs.append(index_subdir(store, home, subdir, options))
     report.duration_s = time.monotonic() - started
-    report.retries = getattr(store, "retries", 0)  # transient storage failures retried
+    report.retries = store.retries  # transient storage failures retried
     return report
 
 

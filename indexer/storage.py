@@ -103,6 +103,15 @@ class ChannelStore(Protocol):
         """Bytes read from artifacts so far (what range reads saved shows here)."""
         ...
 
+    @property
+    def retries(self) -> int:
+        """Transient failures retried so far (reported as `retries`)."""
+        ...
+
+    def prefetch_listings(self, subdirs: list[str]) -> None:
+        """Start listing these subdirs at once (a no-op where listing is local)."""
+        ...
+
 
 def iter_artifacts(entries: list[Entry]) -> Iterator[Entry]:
     """The artifacts of a subdir listing."""
