@@ -7,6 +7,7 @@ path. Run it with `python -m indexer.demo`.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -46,6 +47,28 @@ def local_demo(channel: Path) -> None:
     run("index", str(channel))
     print("run_exports.json for noarch:")
     print((channel / "noarch" / "run_exports.json").read_text())
+    preview_demo(channel)
+
+
+def preview_demo(channel: Path) -> None:
+    """What a pull request sees: a staged build and a patch, previewed, nothing written."""
+    banner("4. Preview a pull request: a staged libfoo 2.0 and a run_exports patch")
+    staged = WORK / "staged"
+    build_artifact(staged / "linux-64", "libfoo", "2.0.0", "h1_0", subdir="linux-64")
+    patches = WORK / "patches.json"
+    patches.write_text(
+        json.dumps(
+            {
+                "linux-64": {
+                    "patch_instructions_version": 2,
+                    "packages.conda": {
+                        "libfoo-1.3.0-h1_0.conda": {"run_exports": {"weak": ["libfoo >=1.3,<1.4"]}}
+                    },
+                }
+            }
+        )
+    )
+    run("index", str(channel), "--preview", "--staged", str(staged), "--patches", str(patches))
 
 
 def main() -> int:

@@ -21,5 +21,8 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     # the incremental step re-read exactly the added and the replaced artifact
     assert "`libfoo-1.3.0-h1_0.conda` added with weak" in done.stdout
     assert "`docs-1.0-0.conda` changed" in done.stdout
+    # the pull-request preview shows the patch and the lint, and writes nothing
+    assert "Mode **preview**" in done.stdout
+    assert "(dropped-run-exports)" in done.stdout
     channel = tmp_path / ".demo" / "channel"
     assert (channel / "linux-64" / "run_exports.json").is_file()
