@@ -5,6 +5,11 @@ connection resets) are retried here with tenacity: exponential backoff with
 full jitter, bounded in attempts and total time, and counted for the report.
 botocore's own retries are switched off so that the count is honest.
 
+The backoff's first ceiling is `S3Options.backoff_s`, 0.25 s unless the
+environment sets `RUN_EXPORTS_INDEX_S3_BACKOFF` (seconds; read here and nowhere
+else). Tests that inject hundreds of faults set it to a few milliseconds so
+they exercise every retry without sleeping for real seconds.
+
 Everything else fails fast as one line naming the operation, the bucket or
 object and what to check: bad credentials, denied access, a missing bucket,
 an endpoint that never answered. Credentials never appear in a message.
@@ -16,7 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import boto3
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ADDRESSING_STYLES = ("path", "virtual")
+BACKOFF_ENV = "RUN_EXPORTS_INDEX_S3_BACKOFF"
+DEFAULT_BACKOFF_S = 0.25
 
 # Codes (or bare HTTP statuses, as HEAD answers carry no body) worth retrying.
 TRANSIENT_CODES = frozenset(
@@ -68,6 +75,15 @@ AUTH_HINTS = {
     "check --region / AWS_REGION",
     "PermanentRedirect": "the bucket lives in another region; check --region / AWS_REGION",
 }
+# A transfer that broke off: reset, timed out, or a body shorter than its
+# Content-Length (botocore raises IncompleteReadError for that, which is not an
+# HTTPClientError). Always worth another attempt (or, for a stream, a resume).
+BROKEN_TRANSFER: tuple[type[BaseException], ...] = (
+    bex.HTTPClientError,
+    bex.IncompleteReadError,
+    ConnectionError,
+    TimeoutError,
+)
 MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 PRECONDITION = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
@@ -84,8 +100,23 @@ class S3Options:
     read_timeout_s: float = 60.0
     max_attempts: int = 6  # per call, the first included
     max_retry_s: float = 120.0  # per call, backoff included
-    backoff_s: float = 0.25  # first backoff ceiling; doubles each attempt (full jitter)
+    # first backoff ceiling; doubles each attempt (full jitter)
+    backoff_s: float = field(default_factory=lambda: backoff_from_env())
     max_connections: int = 32
+
+
+def backoff_from_env() -> float:
+    """The first backoff ceiling: `RUN_EXPORTS_INDEX_S3_BACKOFF` seconds, else 0.25."""
+    text = os.environ.get(BACKOFF_ENV, "").strip()
+    if not text:
+        return DEFAULT_BACKOFF_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 60:
+        raise UsageError(f"{BACKOFF_ENV} must be a number of seconds from 0 to 60, not {text!r}")
+    return value
 
 
 class ObjectMissing(LookupError):
@@ -148,7 +179,7 @@ class S3Api:
             # Refused or unresolvable: transient only for an endpoint that
             # answered before; a wrong --endpoint-url must fail at once.
             return self._reached
-        return isinstance(exc, bex.HTTPClientError | ConnectionError | TimeoutError)
+        return isinstance(exc, BROKEN_TRANSFER)
 
     def count_retry(self) -> None:
         """Count one retry (also for resumes that happen outside `retrying`)."""

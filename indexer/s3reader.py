@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from contextlib import closing
 from typing import Any
 
 import botocore.exceptions as bex
@@ -27,7 +28,7 @@ from conda_package_streaming.s3 import ResponseFacade, SessionFacade
 from conda_package_streaming.url import conda_reader_for_url
 
 from .errors import Conflict, RunError
-from .s3client import ObjectMissing, PreconditionFailed, S3Api, error_code
+from .s3client import BROKEN_TRANSFER, ObjectMissing, PreconditionFailed, S3Api, error_code
 
 MAX_RESUMES = 5  # a .tar.bz2 stream broken more often than this fails the run
 
@@ -68,7 +69,7 @@ class _Session(SessionFacade):
                     empty = zipfile.BadZipFile("File is not a zip file (the object is empty)")
                     raise empty from None
                 raise
-            with response["Body"] as body:
+            with closing(response["Body"]) as body:  # not `with Body`: see S3Store.read_with_token
                 data = body.read()
             self.bytes_fetched += len(data)
             return {**response, "Body": io.BytesIO(data)}
@@ -108,7 +109,7 @@ class _ResumableBody(io.RawIOBase):
             try:
                 data = self.body.read(len(view))
                 break
-            except (bex.HTTPClientError, ConnectionError, TimeoutError) as exc:
+            except BROKEN_TRANSFER as exc:  # reset, timed out or cut short: resume
                 self._resume(exc)
         view[: len(data)] = data
         self.position += len(data)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from typing import Any
 
 from .errors import Conflict, UsageError
@@ -132,7 +132,10 @@ class S3Store:
 
         def get() -> tuple[bytes, str]:
             response = self.api.client.get_object(Bucket=self.bucket, Key=key)
-            with response["Body"] as body:
+            # closing(), not `with Body`: StreamingBody.__enter__ hands out the raw
+            # urllib3 stream, whose errors (a body cut short) bypass botocore's
+            # and so the retry policy's classification.
+            with closing(response["Body"]) as body:
                 return body.read(), response["ETag"]
 
         try:

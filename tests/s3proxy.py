@@ -5,11 +5,21 @@ The tests point `--endpoint-url` at it to see exactly what went over the wire
 real ones do: 503 SlowDown, connections reset mid-request, answers too slow.
 Everything else is forwarded byte for byte (the Host header too, so SigV4
 signatures still verify upstream).
+
+Two ways to misbehave: `Fault`s fire for requests a predicate picks (the Nth
+PUT, every listing, ...), and `Chaos` fails a seeded fraction of all requests
+with a mix of 500 InternalError, 503 SlowDown, resets before and after the
+store acted, truncated bodies and latency. Chaos decisions depend only on the
+seed and the request itself (method, key, query, range, how many times that
+same request was seen), never on thread timing, so a seed replays the same
+faults run after run.
 """
 
 from __future__ import annotations
 
+import collections
 import http.client
+import random
 import threading
 import time
 import urllib.parse
@@ -21,6 +31,15 @@ SLOWDOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
+INTERNAL_ERROR = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+    b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+)
+# What `Chaos` can do to a request; "latency" delays it, every other kind fails it.
+#   error500: 500 InternalError, not forwarded     slowdown: 503 SlowDown, not forwarded
+#   reset:    connection closed, not forwarded     lost: forwarded (the store acts), answer dropped
+#   truncate: forwarded, headers with the full Content-Length, part of the body, then closed
+CHAOS_KINDS = ("error500", "slowdown", "reset", "lost", "truncate", "latency")
 
 
 @dataclass
@@ -47,11 +66,57 @@ class Fault:
     """Misbehave `times` times for requests matching `when`."""
 
     when: Callable[[Seen], bool]
-    action: str  # "slowdown" | "reset" | "stall" | "call"
+    action: str  # "slowdown" | "reset" | "stall" | "call" | "error500" | "truncate" | "lost"
     times: int = 1
     seconds: float = 0.0  # for "stall": wait this long, then forward
     call: Callable[[Seen], None] | None = None  # for "call": run, then forward
     fired: int = field(default=0)
+    forward: bool = True  # for "call": False drops the request unforwarded after the call
+
+
+@dataclass
+class Chaos:
+    """Fail a seeded fraction `rate` of the requests `when` picks, with a mix of `kinds`.
+
+    `max_consecutive` bounds how many times in a row the same request fails,
+    so a test that wants the run to survive can stay inside the client's retry
+    budget without depending on luck. `injected` counts what was done, by kind.
+    """
+
+    rate: float
+    seed: int
+    kinds: tuple[str, ...] = CHAOS_KINDS
+    when: Callable[[Seen], bool] = field(default=lambda seen: True)
+    max_consecutive: int | None = None
+    latency_s: tuple[float, float] = (0.01, 0.15)
+    injected: collections.Counter[str] = field(default_factory=collections.Counter)
+    _occurrences: collections.Counter[str] = field(default_factory=collections.Counter)
+    _streak: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def decide(self, seen: Seen) -> tuple[str, random.Random] | None:
+        """The fault for this request (and its own generator), or None. Call under a lock."""
+        if not self.when(seen):
+            return None
+        signature = f"{seen.method} {seen.key}?{seen.query} {seen.range}"
+        nth = self._occurrences[signature]
+        self._occurrences[signature] += 1
+        rng = random.Random(f"{self.seed}|{signature}|{nth}")
+        if rng.random() >= self.rate:
+            self._streak[signature] = 0
+            return None
+        kind = rng.choice(self.kinds)
+        if kind != "latency":
+            if self.max_consecutive is not None and self._streak[signature] >= self.max_consecutive:
+                self._streak[signature] = 0
+                return None
+            self._streak[signature] += 1
+        self.injected[kind] += 1
+        return kind, rng
+
+    @property
+    def failures(self) -> int:
+        """Injected faults that fail a request (everything but latency)."""
+        return sum(n for kind, n in self.injected.items() if kind != "latency")
 
 
 class CountingProxy:
@@ -60,6 +125,7 @@ class CountingProxy:
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.seen: list[Seen] = []
         self.faults: list[Fault] = []
+        self.chaos: Chaos | None = None
         self._lock = threading.Lock()
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
@@ -88,6 +154,11 @@ class CountingProxy:
                     fault.fired += 1
                     return fault
         return None
+
+    def roll(self, seen: Seen) -> tuple[str, random.Random] | None:
+        """Chaos's decision for a request no `Fault` claimed."""
+        with self._lock:
+            return self.chaos.decide(seen) if self.chaos is not None else None
 
 
 class _Server(ThreadingHTTPServer):
@@ -120,22 +191,30 @@ class _Handler(BaseHTTPRequestHandler):
             {k.lower(): v for k, v in self.headers.items()},
         )
         fault = proxy.record(seen)
-        if fault is not None and fault.action == "reset":
+        action = fault.action if fault is not None else None
+        rng: random.Random | None = None
+        if fault is None and (rolled := proxy.roll(seen)) is not None:
+            action, rng = rolled
+        if action == "reset":
             self.close_connection = True
             seen.status = -1
             return
-        if fault is not None and fault.action == "slowdown":
-            seen.status = 503
-            self.send_response_only(503, "Slow Down")
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(SLOWDOWN)))
-            self.end_headers()
-            self.wfile.write(SLOWDOWN)
+        if action in ("slowdown", "error500"):
+            self._error(seen, action)
             return
-        if fault is not None and fault.action == "stall":
+        if fault is not None and action == "stall":
             time.sleep(fault.seconds)
+        if action == "latency" and rng is not None and proxy.chaos is not None:
+            time.sleep(rng.uniform(*proxy.chaos.latency_s))
         if fault is not None and fault.call is not None:
             fault.call(seen)
+            if not fault.forward:
+                self.close_connection = True
+                seen.status = -1
+                return
+        if action in ("lost", "truncate"):
+            self._forward_badly(proxy, seen, body, action, rng or random.Random(0))
+            return
         upstream = http.client.HTTPConnection(*proxy.upstream, timeout=60)
         try:
             headers = dict(self.headers.items())
@@ -165,3 +244,44 @@ class _Handler(BaseHTTPRequestHandler):
                 seen.nbytes += len(chunk)
         finally:
             upstream.close()
+
+    def _error(self, seen: Seen, action: str) -> None:
+        """Answer 503 SlowDown or 500 InternalError without asking the store."""
+        status, reason, body = (
+            (503, "Slow Down", SLOWDOWN)
+            if action == "slowdown"
+            else (500, "Internal Server Error", INTERNAL_ERROR)
+        )
+        seen.status = status
+        self.send_response_only(status, reason)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _forward_badly(
+        self, proxy: CountingProxy, seen: Seen, body: bytes, action: str, rng: random.Random
+    ) -> None:
+        """Let the store act, then lose its answer or send only part of its body."""
+        upstream = http.client.HTTPConnection(*proxy.upstream, timeout=60)
+        try:
+            upstream.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+            response = upstream.getresponse()
+            data = response.read()
+        finally:
+            upstream.close()
+        self.close_connection = True
+        if action == "lost" or not data or self.command == "HEAD":
+            seen.status = -1  # the store acted; the client never hears of it
+            return
+        seen.status = response.status
+        self.send_response_only(response.status, response.reason)
+        for name, value in response.getheaders():
+            if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        cut = rng.randrange(0, len(data))
+        self.wfile.write(data[:cut])
+        seen.nbytes = cut
