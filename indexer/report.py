@@ -6,6 +6,7 @@ The JSON is what tools read (`--report`); the Markdown is what people read
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -140,7 +141,7 @@ def _count(value: Any) -> int:
 # -- Markdown ------------------------------------------------------------------
 def to_markdown(report: RunReport) -> str:
     """The report for people: a table of counts, then the details that matter."""
-    lines = [f"## {MARKDOWN_TITLE}: `{report.channel}`", ""]
+    lines = [f"## {MARKDOWN_TITLE}: {code(report.channel)}", ""]
     if report.error:
         lines += [f"> [!CAUTION]\n> Run failed: {report.error}", ""]
     verb = "would upload" if report.mode != "publish" else "uploaded"
@@ -154,7 +155,7 @@ def to_markdown(report: RunReport) -> str:
     ]
     for s in report.subdirs:
         lines.append(
-            f"| `{s.subdir}` | {s.listed} | {len(s.new)} | {len(s.changed)} | "
+            f"| {code(s.subdir)} | {s.listed} | {len(s.new)} | {len(s.changed)} | "
             f"{len(s.removed)} | {s.unchanged} | {len(s.unreadable)} | {_bytes(s.bytes_read)} |"
         )
     lines.append("")
@@ -171,7 +172,10 @@ def to_markdown(report: RunReport) -> str:
     if lints:
         lines += _details(
             f"Lints ({len(lints)})",
-            [f"- `{sub}/{lint.filename}` ({lint.kind}): {lint.message}" for sub, lint in lints],
+            [
+                f"- {code(f'{sub}/{lint.filename}')} ({lint.kind}): {plain(lint.message)}"
+                for sub, lint in lints
+            ],
             open_=True,
         )
     problems = [(s.subdir, p, "unreadable") for s in report.subdirs for p in s.unreadable] + [
@@ -180,7 +184,10 @@ def to_markdown(report: RunReport) -> str:
     if problems:
         lines += _details(
             f"Problems ({len(problems)})",
-            [f"- `{sub}/{p.filename}` ({what}): {p.reason}" for sub, p, what in problems],
+            [
+                f"- {code(f'{sub}/{p.filename}')} ({what}): {plain(p.reason)}"
+                for sub, p, what in problems
+            ],
         )
     full_reads = report.total("checksum_full_reads")
     if full_reads:
@@ -194,12 +201,33 @@ def to_markdown(report: RunReport) -> str:
     if pruned:
         verb_pruned = "pruned" if report.mode == "publish" else "would prune"
         lines += _details(
-            f"Shards {verb_pruned} ({len(pruned)})", [f"- `{path}`" for path in pruned]
+            f"Shards {verb_pruned} ({len(pruned)})", [f"- {code(path)}" for path in pruned]
         )
     uploaded = report.uploaded
     if uploaded:
-        lines += _details(f"Files {verb} ({len(uploaded)})", [f"- `{path}`" for path in uploaded])
+        lines += _details(
+            f"Files {verb} ({len(uploaded)})", [f"- {code(path)}" for path in uploaded]
+        )
     return "\n".join(lines).rstrip() + "\n"
+
+
+def code(text: object) -> str:
+    """`text` as an inline code span that nothing inside can break out of.
+
+    Filenames, specs and reasons come from artifacts and pull requests: a
+    backtick, a newline or `</details>` in them must not change the page.
+    """
+    flat = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text))
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def plain(text: object) -> str:
+    """Untrusted text outside a code span: one line, no HTML, mentions, links or code."""
+    flat = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text)).replace("<", "&lt;")
+    return re.sub(r"([@\[\]`])", r"\\\1", flat)
 
 
 def _details(title: str, items: list[str], open_: bool = False) -> list[str]:
@@ -224,17 +252,17 @@ def _grouped_changes(changes: list[tuple[str, RunExportsChange]]) -> list[str]:
     for subdir, change in changes:
         if (subdir, change.package) != current:
             current = (subdir, change.package)
-            lines.append(f"- **{change.package}** (`{subdir}`)")
+            lines.append(f"- **{plain(change.package)}** ({code(subdir)})")
         lines.append("  " + _change_line(change))
     return lines
 
 
 def _change_line(c: RunExportsChange) -> str:
     if c.change == "added":
-        return f"- `{c.filename}` added with {_exports(c.new)}"
+        return f"- {code(c.filename)} added with {_exports(c.new)}"
     if c.change == "removed":
-        return f"- `{c.filename}` removed (had {_exports(c.old)})"
-    return f"- `{c.filename}` changed: {_exports(c.old)} → {_exports(c.new)}"
+        return f"- {code(c.filename)} removed (had {_exports(c.old)})"
+    return f"- {code(c.filename)} changed: {_exports(c.old)} → {_exports(c.new)}"
 
 
 def _exports(value: dict[str, Any] | None) -> str:
@@ -243,7 +271,7 @@ def _exports(value: dict[str, Any] | None) -> str:
     if not value:
         return "no run_exports"
     parts = [
-        f"{k}: {', '.join(f'`{s}`' for s in v)}"
+        f"{plain(k)}: {', '.join(code(s) for s in v)}"
         for k, v in sorted(value.items())
         if isinstance(v, list)
     ]

@@ -105,3 +105,23 @@ def test_progress_lines_when_not_a_tty(tmp_path: Path, run_cli) -> None:
     build_artifact(ch / "noarch", "a")
     _, _, err = run_cli("index", ch)
     assert "noarch: reading: 1/1" in err
+
+
+def test_untrusted_names_cannot_break_the_markdown() -> None:
+    from indexer.report import Problem, RunReport, SubdirReport, to_markdown
+
+    hostile = "x`</details>\n@team [click](https://evil.example)-1.0-0.conda"
+    report = RunReport(
+        channel="ch",
+        mode="preview",
+        subdirs=[
+            SubdirReport("noarch", unreadable=[Problem(hostile, "bad\n::stop-commands::x `y`")])
+        ],
+    )
+    markdown = to_markdown(report)
+    assert "</details>\n@team" not in markdown
+    assert "\n::stop-commands::" not in markdown
+    lines = markdown.splitlines()
+    assert sum(x.startswith("<details") for x in lines) == lines.count("</details>") == 1
+    line = next(line for line in markdown.splitlines() if "click" in line)
+    assert line.startswith("- ``") and "\\`y\\`" in line

@@ -57,7 +57,13 @@ def _after(line: str, depth: int, in_fence: bool) -> tuple[int, bool]:
         return depth, not in_fence
     if in_fence:
         return depth, in_fence
-    depth += line.count("<details") - line.count("</details>")
+    # the report puts <details> and </details> on lines of their own; the same
+    # text inside a line is a filename or reason in a code span, not structure
+    tag = line.strip()
+    if tag.startswith("<details") and tag.endswith(">"):
+        depth += 1
+    elif tag == "</details>":
+        depth -= 1
     return max(depth, 0), in_fence
 
 
