@@ -33,6 +33,21 @@ run_exports.json (+ .zst), reading only the info part of new or changed
 artifacts and remembering the rest in a SQLite cache."""
 
 
+def one_line(text: object) -> str:
+    """Control characters shown escaped, so a name from an artifact or a pull
+    request cannot start a line of its own (GitHub reads `::command::` lines
+    from the log)."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
+
+
+class _OneLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.exc_info:  # tracebacks (--verbose) stay readable
+            return text
+        return one_line(text)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that fails with one line and exit status 2."""
 
@@ -246,24 +261,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help(sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         report = run_index(args)
     except UsageError as exc:
-        print(f"run-exports-index: error: {exc}", file=sys.stderr)
+        print(f"run-exports-index: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except RunError as exc:
-        print(f"run-exports-index: failed: {exc}", file=sys.stderr)
+        print(f"run-exports-index: failed: {one_line(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:
         if args.verbose:
             raise
         print(
-            f"run-exports-index: internal error: {type(exc).__name__}: {exc} "
+            f"run-exports-index: internal error: {type(exc).__name__}: {one_line(exc)} "
             "(run with --verbose for details)",
             file=sys.stderr,
         )

@@ -125,3 +125,19 @@ def test_untrusted_names_cannot_break_the_markdown() -> None:
     assert sum(x.startswith("<details") for x in lines) == lines.count("</details>") == 1
     line = next(line for line in markdown.splitlines() if "click" in line)
     assert line.startswith("- ``") and "\\`y\\`" in line
+
+
+def test_a_newline_in_an_artifact_name_cannot_start_a_workflow_command(tmp_path: Path) -> None:
+    channel = tmp_path / "ch"
+    (channel / "noarch").mkdir(parents=True)
+    (channel / "noarch" / "evil\n::error::pwned-1.0-0.conda").write_bytes(b"junk")
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer", "index", str(channel), "--no-shards"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pwned" in done.stderr and "pwned" in done.stdout
+    for line in (done.stdout + done.stderr).splitlines():
+        assert not line.startswith("::"), line
