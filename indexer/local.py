@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import Conflict, UsageError
+from .errors import Conflict, RunError, UsageError
 from .storage import CACHE_PREFIX, Entry, is_subdir_name
 
 
@@ -94,7 +94,13 @@ class LocalStore:
     # -- artifacts -----------------------------------------------------------
     @contextmanager
     def open_artifact(self, subdir: str, name: str) -> Iterator[CountingFile]:
-        with open(self.root / subdir / name, "rb") as raw:
+        try:
+            raw = open(self.root / subdir / name, "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise RunError(f"cannot open {subdir}/{name}: {exc.strerror or exc}") from None
+        with raw:
             counting = CountingFile(raw)
             try:
                 yield counting

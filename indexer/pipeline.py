@@ -27,7 +27,7 @@ from .progress import Progress
 from .publish import ZSTD_TYPE, Output, publish
 from .report import LintFinding, Problem, RunReport, SubdirReport
 from .shardstage import ShardStage
-from .storage import ChannelStore, Entry, is_artifact
+from .storage import ChannelStore, Entry, is_artifact, is_subdir_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,6 +77,11 @@ def index_channel(store: ChannelStore, home: CacheHome, options: Options) -> Run
 def select_subdirs(store: ChannelStore, requested: list[str]) -> list[str]:
     """The subdirs to index: those asked for, or every one the channel has."""
     if requested:
+        for name in requested:
+            if not is_subdir_name(name):
+                raise UsageError(
+                    f"--subdir {name!r} is not a subdir name (noarch or <platform>-<arch>)"
+                )
         return sorted(set(requested))
     found = store.list_subdirs()
     if not found:

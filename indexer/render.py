@@ -19,17 +19,21 @@ from .cache import CachedArtifact
 RUN_EXPORTS_VERSION = 1
 ZSTD_LEVEL = 19
 _NOT_PRINTABLE_ASCII = re.compile(rb"[^\x20-\x7e]")
+_EXPONENT = re.compile(rb"[0-9]e[-+]?[0-9]")  # floats: orjson writes 1e-7 where json writes 1e-07
 
 
 def dumps_compact(data: Any) -> bytes:
     """`json.dumps(data, sort_keys=True, separators=(",", ":"))`, fast.
 
-    orjson agrees with the standard library byte for byte on printable ASCII;
-    anything else (non-ASCII, control characters, DEL) is escaped by `json`
-    and not by orjson, so those rare documents go through `json`.
+    orjson agrees with the standard library byte for byte on printable ASCII
+    strings and ordinary numbers; anything else (non-ASCII, control characters,
+    DEL, exponents, integers past 64 bits) goes through `json`, rare as it is.
     """
-    out = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-    if not _NOT_PRINTABLE_ASCII.search(out):
+    try:
+        out = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # integers beyond 64 bits: only `json` writes them
+        out = None
+    if out is not None and not _NOT_PRINTABLE_ASCII.search(out) and not _EXPONENT.search(out):
         return out
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 

@@ -21,6 +21,7 @@ from indexer.sample import build_artifact
         (["index", "{empty}"], "no subdirs found in"),
         (["index", "{ch}", "--subdir", "win-64"], "subdir 'win-64' has no artifacts"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["index", "{ch}", "--subdir", "../etc"], "--subdir '../etc' is not a subdir name"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path, run_cli, args, message) -> None:

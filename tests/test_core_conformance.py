@@ -71,3 +71,15 @@ def test_non_ascii_run_exports_escaped_like_json_dumps(tmp_path, run_cli) -> Non
         separators=(",", ":"),
     ).encode()
     assert (channel / "noarch" / "run_exports.json").read_bytes() == expected
+
+
+@pytest.mark.parametrize(
+    "value", [1.5e-7, 1e20, 2**70, 1.0, -0.0, "1e5", "caf\u00e9", {"nested": [1, 2.5, None, True]}]
+)
+def test_dumps_compact_is_json_dumps(value) -> None:
+    import json
+
+    from indexer.render import dumps_compact
+
+    data = {"z": value, "a": [value]}
+    assert dumps_compact(data) == json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
