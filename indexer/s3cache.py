@@ -6,6 +6,10 @@ start of the run, written back at the end only if its bytes changed, and
 conditionally (`If-Match` the ETag fetched, `If-None-Match: *` when new), so
 two runs never silently replace each other's cache. Losing that race is
 harmless: the other run's cache is kept and the next run reads what it lacks.
+So is a write-back the store keeps refusing (throttled past the retry budget,
+the cache prefix not writable): the channel's outputs were published before
+it, so it is a warning, never a failed run; the next run re-reads what the
+cache it finds lacks.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 import zstandard
 
 from .cachehome import cache_filename
-from .errors import Conflict
+from .errors import Conflict, RunError
 from .s3store import S3Store
 from .storage import CACHE_PREFIX
 
@@ -85,6 +89,14 @@ class BucketCacheHome:
                 "another run updated %s meanwhile; keeping its cache "
                 "(the next run reads whatever it lacks)",
                 self.store.url(cache_path(subdir)),
+            )
+            return
+        except RunError as exc:  # the outputs are published; only the next run's speed suffers
+            log.warning(
+                "could not write the cache back to %s (%s); the index is published, "
+                "the next run re-reads what its cache lacks",
+                self.store.url(cache_path(subdir)),
+                exc,
             )
             return
         self._fetched[subdir] = (token, new_digest)
