@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -98,9 +98,10 @@ def index_subdir(
     path = home.checkout(subdir)
     with Cache(path) as cache:
         report = SubdirReport(subdir=subdir, cache_rebuilt=cache.rebuilt_reason)
+        baseline: dict[str, Any] = {}  # what clients saw before this run (first pass)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                _one_pass(store, cache, subdir, options, report)
+                _one_pass(store, cache, subdir, options, report, baseline)
                 break
             except Conflict as exc:
                 if attempt == MAX_ATTEMPTS:
@@ -112,8 +113,14 @@ def index_subdir(
 
 
 def _one_pass(
-    store: ChannelStore, cache: Cache, subdir: str, options: Options, report: SubdirReport
+    store: ChannelStore,
+    cache: Cache,
+    subdir: str,
+    options: Options,
+    report: SubdirReport,
+    baseline: dict[str, Any],
 ) -> None:
+    """List, read, cache, render and publish once; `report` accumulates over passes."""
     listing = store.list_subdir(subdir)
     artifacts = [e for e in listing if is_artifact(e.name)]
     if not artifacts and options.subdirs and not any(e.name == "run_exports.json" for e in listing):
@@ -141,7 +148,7 @@ def _one_pass(
     report.new += [e.name for e in plan.new if e.name in current]
     report.changed += [e.name for e in plan.changed if e.name in current]
     report.removed += plan.removed
-    report.unchanged = len(plan.unchanged)
+    report.unchanged = len(artifacts) - len(set(report.new) | set(report.changed))
     report.unreadable = [Problem(a.filename, a.error) for a in current.values() if a.error]
     report.run_exports_unknown = [
         Problem(a.filename, a.run_exports_error)
@@ -158,17 +165,18 @@ def _one_pass(
         unpatched = render.run_exports_json(subdir, current.values())
         outputs += _run_exports_outputs(subdir, "run_exports_from_packages.json", unpatched)
     listed = {f"{subdir}/{e.name}": e for e in listing}
-    report.run_exports_changes = diff.diff_run_exports(
-        _published_document(store, cache, f"{subdir}/run_exports.json", listed, data), document
-    )
-    touched = [e.name for e in plan.new + plan.changed]
+    if "document" not in baseline:  # a redo compares with what clients saw at the start
+        path = f"{subdir}/run_exports.json"
+        baseline["document"] = _published_document(store, cache, path, listed, data)
+    report.run_exports_changes = diff.diff_run_exports(baseline["document"], document)
+    touched = set(report.new) | set(report.changed)  # over every pass
     report.lints = [
         LintFinding(lint.filename, lint.kind, lint.message)
         for lint in lint_subdir(view, touched, instructions, present=current)
     ]
     if shard_stage is not None:
         outputs += shard_stage.outputs(view)
-    report.uploaded += publish(store, cache, outputs, listed, dry_run=options.read_only)
+    publish(store, cache, outputs, listed, dry_run=options.read_only, written=report.uploaded)
     if shard_stage is not None:
         shard_stage.finish(report)
 

@@ -42,15 +42,18 @@ def publish(
     listed: dict[str, Entry],
     *,
     dry_run: bool,
+    written: list[str] | None = None,
 ) -> list[str]:
     """Write each output whose bytes differ from what is published; return their paths.
 
     `listed` maps channel-relative path → the listing entry seen at the start of
     the run; writes are conditional on it (`errors.Conflict` otherwise). With
     `dry_run` nothing is written and the paths that would be are returned.
+    Paths are appended to `written` as they are written, so a caller still
+    knows what went out when a later write raises.
     """
     published = cache.published()
-    written: list[str] = []
+    written = [] if written is None else written
     for output in outputs:
         if output.immutable:
             if output.path not in listed and _write_new(store, output, dry_run):
@@ -67,17 +70,16 @@ def publish(
                 if not dry_run:
                     cache.set_published(output.path, current.token, digest)
                 continue
+        if not dry_run:
+            token = store.write(
+                output.path,
+                output.data,
+                expect=current.token if current else None,
+                content_type=output.content_type,
+                cache_control=output.cache_control,
+            )
+            cache.set_published(output.path, token, digest)
         written.append(output.path)
-        if dry_run:
-            continue
-        token = store.write(
-            output.path,
-            output.data,
-            expect=current.token if current else None,
-            content_type=output.content_type,
-            cache_control=output.cache_control,
-        )
-        cache.set_published(output.path, token, digest)
     return written
 
 

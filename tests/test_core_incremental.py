@@ -130,3 +130,34 @@ def test_conda_reads_only_the_info_member(tmp_path: Path) -> None:
     )
     _, report = run(root)
     assert report.total("bytes_read") < 64 * 1024 < path.stat().st_size
+
+
+class RacingStore(LocalStore):
+    """A real local store; another writer touches the .zst just before our first write of it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.raced = False
+
+    def write(self, path: str, data: bytes, **kwargs):
+        if path.endswith("run_exports.json.zst") and not self.raced:
+            self.raced = True
+            (self.root / path).write_bytes(b"someone else's bytes")
+        return super().write(path, data, **kwargs)
+
+
+def test_a_redo_after_a_conflict_keeps_the_whole_report(channel: Path) -> None:
+    run(channel)
+    build_artifact(channel / "noarch", "pyc", "0.2", run_exports=["pyc >=9"])  # lint: excludes 0.2
+    store = RacingStore(channel)
+    report = index_channel(store, LocalCacheHome(channel / ".run-exports-index"), Options())
+    assert store.raced
+    noarch = {s.subdir: s for s in report.subdirs}["noarch"]
+    # written in the first pass (before the conflict) and in the redo: both reported
+    assert noarch.uploaded == ["noarch/run_exports.json", "noarch/run_exports.json.zst"]
+    assert [(c.filename, c.change) for c in noarch.run_exports_changes] == [
+        ("pyc-0.2-0.conda", "added")
+    ]
+    assert [lint.kind for lint in noarch.lints] == ["pin-excludes-own-version"]
+    assert (noarch.new, noarch.unchanged) == (["pyc-0.2-0.conda"], 1)
+    assert doc(channel, "noarch")["pyc-0.2-0.conda"] == {"run_exports": {"weak": ["pyc >=9"]}}
