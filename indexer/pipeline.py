@@ -156,6 +156,7 @@ def _one_pass(
         if a.readable and a.run_exports_error
     ]
 
+    report.warnings = _stale_outputs(listing, options, subdir)
     instructions = options.patches.get(subdir)
     view = apply_patches(current.values(), instructions)  # what clients see
     document = render.run_exports_document(subdir, view)
@@ -179,6 +180,22 @@ def _one_pass(
     publish(store, cache, outputs, listed, dry_run=options.read_only, written=report.uploaded)
     if shard_stage is not None:
         shard_stage.finish(report)
+
+
+def _stale_outputs(listing: list[Entry], options: Options, subdir: str) -> list[str]:
+    """Outputs an earlier run wrote that this run's options no longer keep current."""
+    names = {e.name for e in listing}
+    warnings = []
+    for name, kept, why in (
+        ("repodata_shards.msgpack.zst", options.shards, "shards are off (--no-shards)"),
+        ("run_exports_from_packages.json", subdir in options.patches, "no --patches apply"),
+    ):
+        if name in names and not kept:
+            warnings.append(
+                f"{name} is not updated because {why}; clients still read it: "
+                "delete it, or index with the earlier options again"
+            )
+    return warnings
 
 
 def _run_exports_outputs(subdir: str, filename: str, data: bytes) -> list[Output]:

@@ -55,6 +55,7 @@ class SubdirReport:
     run_exports_unknown: list[Problem] = field(default_factory=list)
     run_exports_changes: list[RunExportsChange] = field(default_factory=list)
     lints: list[LintFinding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # about the channel, for its maintainer
     artifacts_read: int = 0
     bytes_read: int = 0
     uploaded: list[str] = field(default_factory=list)
@@ -82,6 +83,7 @@ class SubdirReport:
             },
             "run_exports_changes": [asdict(c) for c in self.run_exports_changes],
             "lints": [asdict(lint) for lint in self.lints],
+            "warnings": self.warnings,
             "artifacts_read": self.artifacts_read,
             "bytes_read": self.bytes_read,
             "uploaded": self.uploaded,
@@ -159,6 +161,8 @@ def to_markdown(report: RunReport) -> str:
             f"{len(s.removed)} | {s.unchanged} | {len(s.unreadable)} | {_bytes(s.bytes_read)} |"
         )
     lines.append("")
+    for s in report.subdirs:
+        lines += [f"> [!WARNING]\n> {code(s.subdir)}: {plain(w)}\n" for w in s.warnings]
     changes = [(s.subdir, c) for s in report.subdirs for c in s.run_exports_changes]
     if changes:
         lines += _details(

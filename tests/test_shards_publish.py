@@ -323,3 +323,20 @@ def unpack_zst(path: Path) -> bytes:
     import zstandard
 
     return zstandard.ZstdDecompressor().stream_reader(path.read_bytes()).read()
+
+
+def test_turning_shards_off_warns_about_the_stale_index(tmp_path: Path, run_cli) -> None:
+    import orjson
+
+    from indexer.sample import build_artifact
+
+    channel = tmp_path / "ch"
+    build_artifact(channel / "noarch", "a", run_exports=["a"])
+    assert run_cli("index", channel)[0] == 0  # shards on
+    build_artifact(channel / "noarch", "b")
+    report = tmp_path / "r.json"
+    status, out, _ = run_cli("index", channel, "--no-shards", "--report", report)
+    assert status == 0
+    [warning] = orjson.loads(report.read_bytes())["subdirs"]["noarch"]["warnings"]
+    assert "repodata_shards.msgpack.zst is not updated" in warning
+    assert "[!WARNING]" in out
