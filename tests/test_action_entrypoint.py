@@ -106,3 +106,17 @@ def test_the_token_never_appears_in_any_output(channel: Path, tmp_path: Path) ->
     everything = result.everything
     assert everything.count(TOKEN) == result.stdout.count(TOKEN) == 1  # the ::add-mask:: only
     assert f"::add-mask::{TOKEN}" in result.stdout
+
+
+def test_a_failed_run_never_shows_the_previous_runs_report(channel: Path, tmp_path: Path) -> None:
+    """Self-hosted runners keep the workspace: the old report must not pass for the new one."""
+    env = runner_env(tmp_path, {"channel": str(channel)})
+    assert run_action(env).status == 0
+    env["INPUT_CHANNEL"] = str(tmp_path / "missing")
+    Path(env["GITHUB_OUTPUT"]).unlink()  # each step gets fresh file-command files
+    Path(env["GITHUB_STEP_SUMMARY"]).unlink()
+    failed = run_action(env)
+    assert failed.status != 0
+    assert "without a report" in failed.stdout
+    assert "changed" not in failed.outputs
+    assert failed.summary == ""

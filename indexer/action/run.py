@@ -119,6 +119,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
     ctx = settings.context
     files = report_files(settings)
     argv = to_argv(settings, files.report, files.summary)
+    for stale in (files.report, files.summary):  # a persistent workspace keeps old runs' files
+        stale.unlink(missing_ok=True)
     with workflow.group(f"run-exports-index: {settings.mode} {settings.channel}"):
         print(f"run-exports-index {shlex.join(argv)}", flush=True)
         status = cli.main(argv)
