@@ -88,6 +88,7 @@ class Crash:
     status: int
     stderr: str
     n: int
+    snapshot: dict[str, bytes]  # the channel right after the kill
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +217,8 @@ def crash_once(
 
             proxy.faults.append(Fault(nth, "call", call=kill, forward=variant == "forward"))
         _, err = process.communicate(timeout=120)
-    return Crash(case, prefix, cache_dir, process.returncode, err, n)
+    snapshot = channel_snapshot(s3, bucket, prefix)
+    return Crash(case, prefix, cache_dir, process.returncode, err, n, snapshot)
 
 
 @pytest.fixture(scope="module")
@@ -268,8 +270,7 @@ def test_killed_run_leaves_a_consistent_channel_and_the_next_run_converges(
 ) -> None:
     crash = crashes[case]
     assert crash.status == -signal.SIGKILL, f"not killed at point {crash.n}: {crash.stderr}"
-    published = channel_snapshot(s3, bucket, crash.prefix)
-    assert check_consistent(published, [reference["a"], reference["b"]]) == []
+    assert check_consistent(crash.snapshot, [reference["a"], reference["b"]]) == []
 
     url = f"s3://{bucket}/{crash.prefix}"
     args = ["--cache-dir", str(crash.cache_dir)] if crash.cache_dir else []
@@ -280,3 +281,38 @@ def test_killed_run_leaves_a_consistent_channel_and_the_next_run_converges(
     )
     quiet = index(run_cli, url, s3.endpoint_url, tmp_path, *args)
     assert quiet["uploaded"] == []
+
+
+@pytest.mark.slow
+def test_the_kills_caught_runs_half_way(
+    reference: dict[str, Any], crashes: dict[str, Crash]
+) -> None:
+    """Some kills left A's outputs, some B's, some a mix: the checks above met every kind."""
+    states = set()
+    for crash in crashes.values():
+        published = stable_outputs(crash.snapshot)
+        states.add(
+            "a"
+            if published == stable_outputs(reference["a"])
+            else "b"
+            if published == stable_outputs(reference["b"])
+            else "mixed"
+        )
+    assert states == {"a", "b", "mixed"}
+
+
+def test_the_consistency_check_sees_damage(reference: dict[str, Any]) -> None:
+    """The checker is not vacuous: a cut file, a lost shard, a foreign index all show."""
+    a, b = reference["a"], reference["b"]
+    assert check_consistent(b, [a, b]) == []
+    cut = dict(b) | {"noarch/run_exports.json": b["noarch/run_exports.json"][:-5]}
+    assert "unreadable" in check_consistent(cut, [a, b])[0]
+    shard = next(p for p in b if "/shards/" in p and p not in a)
+    assert (
+        "names a missing shard"
+        in check_consistent({p: d for p, d in b.items() if p != shard}, [a, b])[0]
+    )
+    swapped = dict(b) | {"noarch/run_exports.json": b["linux-64/run_exports.json"]}
+    assert check_consistent(swapped, [a, b]) == [
+        "noarch/run_exports.json: matches no complete run's output"
+    ]

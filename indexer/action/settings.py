@@ -67,6 +67,7 @@ class Context:
     output_path: str = ""
     summary_path: str = ""
     step: str = ""
+    debug: bool = False  # RUNNER_DEBUG=1: the run was re-run with debug logging on
 
     @property
     def run_url(self) -> str:
@@ -131,6 +132,7 @@ def read_context(env: Mapping[str, str]) -> Context:
         output_path=get("GITHUB_OUTPUT"),
         summary_path=get("GITHUB_STEP_SUMMARY"),
         step=get("GITHUB_ACTION"),
+        debug=get("RUNNER_DEBUG") == "1",
     )
 
 
@@ -199,6 +201,8 @@ def to_argv(settings: Settings, report: Path, summary: Path) -> list[str]:
         argv.append("--preview")
     if settings.fail_on_error:
         argv.append("--strict")
+    if settings.context.debug:  # "Enable debug logging" on a re-run: the CLI's --verbose
+        argv.append("--verbose")
     # The action prints the summary itself (in a log group), so the CLI stays quiet.
     argv += ["--report", str(report), "--summary", str(summary), "--quiet"]
     return argv
