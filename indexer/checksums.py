@@ -1,7 +1,9 @@
 """md5/sha256 of whole artifacts, which shard records need and range reads cannot give.
 
 Cheapest first: the channel's existing `repodata.json` (or `.json.zst`) when it
-lists the artifact with the same filename and size; otherwise one sequential
+lists the artifact with the same filename and size and was written after the
+artifact (an older entry of the same size may describe bytes since replaced,
+even ones a previous, interrupted run saw change); otherwise one sequential
 read of the artifact in fixed-size chunks (memory stays flat whatever its
 size; on S3 that is one streaming GET). The result goes into the cache's
 md5/sha256 columns, which live as long as the artifact's size and token do,
@@ -23,7 +25,7 @@ import zstandard
 
 from .cache import Cache, CachedArtifact
 from .errors import Conflict
-from .storage import ChannelStore
+from .storage import ChannelStore, Entry
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +84,9 @@ def parse_repodata(data: bytes, compressed: bool) -> dict[str, tuple[int, str, s
 
 
 def from_channel_repodata(
-    store: ChannelStore, subdir: str, listed: set[str]
-) -> dict[str, tuple[int, str, str]]:
-    """Checksums the subdir's own repodata already publishes (one GET, or none)."""
+    store: ChannelStore, subdir: str, listed: dict[str, Entry]
+) -> tuple[dict[str, tuple[int, str, str]], float | None]:
+    """Checksums the subdir's own repodata publishes (one GET, or none), and its age."""
     for name in REPODATA_NAMES:
         if name not in listed:
             continue
@@ -93,8 +95,22 @@ def from_channel_repodata(
             continue
         known = parse_repodata(data, compressed=name.endswith(".zst"))
         if known:
-            return known
-    return {}
+            return known, listed[name].modified
+    return {}, None
+
+
+def _trusted(
+    entry: tuple[int, str, str] | None,
+    row: CachedArtifact,
+    artifact: Entry | None,
+    written: float | None,
+) -> bool:
+    """A repodata entry describes this artifact's bytes (see the module docstring)."""
+    if entry is None or entry[0] != row.size:
+        return False
+    if written is None or artifact is None or artifact.modified is None:
+        return True  # the backend cannot tell ages: size is all there is
+    return artifact.modified <= written
 
 
 def hash_artifact(store: ChannelStore, subdir: str, row: CachedArtifact) -> tuple[str, str, int]:
@@ -123,25 +139,27 @@ def fill(
     subdir: str,
     rows: Iterable[CachedArtifact],
     *,
-    listed: set[str],
+    listed: dict[str, Entry],
     distrust: set[str],
     jobs: int,
 ) -> ChecksumStats:
     """Give every readable artifact checksums in the cache; return what it cost.
 
-    `distrust` names artifacts replaced in place this run: a repodata.json
-    entry of the same size may describe the old bytes, so they are hashed.
+    `listed` is the subdir listing by name. `distrust` names artifacts replaced
+    in place this run: a repodata.json entry of the same size may describe the
+    old bytes, so they are hashed (for backends that cannot tell ages).
     """
     stats = ChecksumStats()
     todo = missing(rows)
     if not todo:
         return stats
-    known = from_channel_repodata(store, subdir, listed)
+    known, written = from_channel_repodata(store, subdir, listed)
     found: list[CachedArtifact] = []
     to_hash: list[CachedArtifact] = []
     for row in todo:
         entry = known.get(row.filename)
-        if entry is not None and entry[0] == row.size and row.filename not in distrust:
+        artifact = listed.get(row.filename)
+        if _trusted(entry, row, artifact, written) and row.filename not in distrust:
             found.append(replace(row, md5=entry[1], sha256=entry[2]))
         else:
             to_hash.append(row)

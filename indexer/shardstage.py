@@ -87,7 +87,8 @@ class ShardStage:
         prune_age: float | None,
     ) -> None:
         self.store, self.cache, self.subdir = store, cache, subdir
-        self.listed = {e.name for e in listing}
+        self.entries = {e.name: e for e in listing}
+        self.listed = set(self.entries)
         self.jobs, self.dry_run = jobs, dry_run
         self.write_repodata, self.prune_age = write_repodata, prune_age
         self.folder = f"{subdir}/{shards.SHARDS_FOLDER}"
@@ -104,7 +105,7 @@ class ShardStage:
             self.cache,
             self.subdir,
             self.cache.artifacts(),
-            listed=self.listed,
+            listed=self.entries,
             distrust={e.name for e in plan.changed},
             jobs=self.jobs,
         )
