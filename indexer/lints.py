@@ -43,6 +43,9 @@ def lint_subdir(
     """
     rows = [a for a in artifacts if a.readable and a.record]
     by_name = {a.filename: a for a in rows}
+    by_package: dict[str, list[CachedArtifact]] = {}  # so each lookup scans one package only
+    for a in rows:
+        by_package.setdefault(a.record["name"], []).append(a)
     lints: list[Lint] = []
     touched = set(touched)
     if instructions is not None:
@@ -52,7 +55,7 @@ def lint_subdir(
         if row is None or row.run_exports is None:
             continue
         lints += _spec_lints(row)
-        previous = previous_build(row, rows)
+        previous = previous_build(row, by_package[row.record["name"]])
         if previous is not None:
             lints += _dropped_lints(row, previous)
     if instructions is not None:
