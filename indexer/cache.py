@@ -234,11 +234,11 @@ class Cache:
     def update_shards_dropped(
         self, add: Iterable[str] = (), since: float = 0.0, remove: Iterable[str] = ()
     ) -> None:
-        """Remember shards as dropped from `since` (keeping earlier times); forget others."""
+        """Remember shards as dropped at `since` (the latest drop wins); forget others."""
         with self._transaction() as db:
             db.executemany("DELETE FROM shards_dropped WHERE path = ?", ((p,) for p in remove))
             db.executemany(
-                "INSERT OR IGNORE INTO shards_dropped (path, since) VALUES (?, ?)",
+                "INSERT OR REPLACE INTO shards_dropped (path, since) VALUES (?, ?)",
                 ((p, since) for p in add),
             )
 

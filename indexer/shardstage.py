@@ -126,6 +126,7 @@ class ShardStage:
         self.index = index
         out: list[Output] = []
         if index != self.previous:  # new names or hashes: some shards may be missing
+            self._record_dropped(index, time.time())
             existing = {e.name for e in self._shards_listing()}
             for name, data in rendered.items():
                 path = shards.shard_path(self.subdir, hashes[name])
@@ -164,23 +165,47 @@ class ShardStage:
         return self._shard_listing
 
     # -- after publishing ------------------------------------------------------------
-    def finish(self, report: SubdirReport, now: float | None = None) -> None:
-        """Remember which shards the index stopped naming; prune when asked."""
-        if self.index is None:
-            return
-        now = time.time() if now is None else now
-        current = shards.referenced_names(self.index)
+    def _record_dropped(self, index: dict[str, Any], now: float) -> None:
+        """Remember, before publishing, which shards the new index stops naming.
+
+        Recorded first so that no failure between publishing and the end of the
+        run can lose the moment; a retry records it again (the latest wins).
+        """
+        current = shards.referenced_names(index)
         no_longer = shards.referenced_names(self.previous) - current
         self.cache.update_shards_dropped(
             add=[f"{self.folder}/{n}" for n in sorted(no_longer)],
             since=now,
             remove=[f"{self.folder}/{n}" for n in sorted(current)],
         )
-        if self.prune_age is None:
+
+    # -- after publishing ------------------------------------------------------------
+    def finish(self, report: SubdirReport, now: float | None = None) -> None:
+        """Prune when asked: shards no index names, past their grace period."""
+        if self.index is None or self.prune_age is None:
             return
+        now = time.time() if now is None else now
+        current = shards.referenced_names(self.index)
         self._shard_listing = None  # list again: this pass may have uploaded some
         listing = self._shards_listing()
         dropped = self.cache.shards_dropped()
+        # A shard without a recorded drop (a lost cache, a crashed upload) may have
+        # been named by any index up to the current one: its grace period starts
+        # when the current index was written, counted from first sight.
+        index_entry = self.entries.get(shards.SHARD_INDEX)
+        index_written = (
+            now
+            if self.index != self.previous or index_entry is None
+            else (index_entry.modified or now)
+        )
+        unseen = [
+            f"{self.folder}/{e.name}"
+            for e in listing
+            if shards.SHARD_NAME_RE.match(e.name)
+            and e.name not in current
+            and f"{self.folder}/{e.name}" not in dropped
+        ]
+        dropped.update(dict.fromkeys(unseen, index_written))
         present = {f"{self.folder}/{e.name}" for e in listing}
         gone = [path for path in dropped if path not in present]  # deleted by someone else
         doomed = prunable(listing, current, dropped, self.folder, now, self.prune_age)
@@ -188,5 +213,6 @@ class ShardStage:
             if not self.dry_run:
                 self.store.delete(path)
         if not self.dry_run:
+            self.cache.update_shards_dropped(add=unseen, since=index_written)
             self.cache.update_shards_dropped(remove=doomed + gone)
         report.shards_pruned += doomed
