@@ -7,6 +7,7 @@ versions are parsed with py-rattler, the parser conda's Rust tooling uses.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -115,9 +116,14 @@ def _spec_name(spec: MatchSpec) -> str | None:
 
 
 def _exported_names(run_exports: dict[str, Any] | None) -> dict[str, set[str]]:
+    """kind → package names exported (`libfoo >=1` and `libfoo>=1` are both libfoo)."""
     names: dict[str, set[str]] = {}
     for kind, spec in _specs(run_exports or {}):
-        names.setdefault(kind, set()).add(spec.split()[0] if spec.split() else spec)
+        try:
+            name = _spec_name(MatchSpec(spec)) or spec
+        except Exception:  # an invalid spec is its own lint; its leading name still counts
+            name = re.split(r"[\s<>=!~,]", spec.strip(), maxsplit=1)[0] or spec
+        names.setdefault(kind, set()).add(name)
     return names
 
 

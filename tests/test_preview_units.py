@@ -174,3 +174,8 @@ def test_patch_naming_missing_artifact() -> None:
     )
     [lint] = lint_subdir(CLEAN, [], patch)  # the .tar.bz2 name matches the .conda twin
     assert (lint.filename, lint.kind) == ("gone-1-0.tar.bz2", UNKNOWN_PATCH_TARGET)
+
+
+def test_respelled_spec_is_not_a_dropped_export() -> None:
+    rows = [*CLEAN, row("libfoo-1.4-h0_0.conda", {"weak": ["libfoo>=1.4,<2"]})]
+    assert lint_subdir(rows, ["libfoo-1.4-h0_0.conda"]) == []
