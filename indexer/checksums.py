@@ -121,7 +121,7 @@ def hash_artifact(store: ChannelStore, subdir: str, row: CachedArtifact) -> tupl
     """
     md5, sha256, total = hashlib.md5(), hashlib.sha256(), 0
     try:
-        with store.open_artifact(subdir, row.filename) as fileobj:
+        with store.open_artifact(subdir, row.filename, row.token) as fileobj:
             while chunk := fileobj.read(CHUNK):
                 md5.update(chunk)
                 sha256.update(chunk)

@@ -93,13 +93,18 @@ class LocalStore:
 
     # -- artifacts -----------------------------------------------------------
     @contextmanager
-    def open_artifact(self, subdir: str, name: str) -> Iterator[CountingFile]:
+    def open_artifact(
+        self, subdir: str, name: str, token: str | None = None
+    ) -> Iterator[CountingFile]:
         try:
             raw = open(self.root / subdir / name, "rb")  # noqa: SIM115 (closed below)
         except FileNotFoundError:
             raise
         except OSError as exc:
             raise RunError(f"cannot open {subdir}/{name}: {exc.strerror or exc}") from None
+        if token is not None and _token(os.fstat(raw.fileno())) != token:
+            raw.close()
+            raise Conflict(f"{subdir}/{name}")
         with raw:
             counting = CountingFile(raw)
             try:

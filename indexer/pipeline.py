@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -34,7 +35,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 COMMIT_EVERY = 256  # artifacts per cache transaction while reading
-MAX_ATTEMPTS = 3  # passes over a subdir when another writer keeps getting there first
+MAX_ATTEMPTS = 6  # passes over a subdir when another writer keeps getting there first
+REDO_PAUSE_S = 0.2  # times the attempt, jittered: concurrent runs stop colliding in step
 
 
 @dataclass
@@ -107,6 +109,7 @@ def index_subdir(
                 if attempt == MAX_ATTEMPTS:
                     raise
                 log.warning("%s; listing %s again and redoing", exc, subdir)
+                time.sleep(random.uniform(0.5, 1.5) * REDO_PAUSE_S * attempt)
     if not options.read_only:
         home.checkin(subdir, path)
     return report
@@ -241,7 +244,7 @@ def _read_and_cache(
 
 def _read_one(store: ChannelStore, subdir: str, entry: Entry) -> tuple[CachedArtifact, int] | None:
     try:
-        with store.open_artifact(subdir, entry.name) as fileobj:
+        with store.open_artifact(subdir, entry.name, entry.token) as fileobj:
             try:
                 info = read_info(entry.name, fileobj, entry.size)
             except UnreadableArtifact as exc:

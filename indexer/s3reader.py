@@ -36,10 +36,10 @@ MAX_RESUMES = 5  # a .tar.bz2 stream broken more often than this fails the run
 class _Session(SessionFacade):
     """conda-package-streaming's S3 session, with retries, ETag pinning and counting."""
 
-    def __init__(self, api: S3Api, key: str) -> None:
+    def __init__(self, api: S3Api, key: str, etag: str | None = None) -> None:
         super().__init__(api.client, api.bucket, key)
         self.api = api
-        self.etag: str | None = None
+        self.etag = etag  # the listing's ETag, so even the first GET is If-Match
         self.bytes_fetched = 0
         self.requests = 0
         self.stream: _ResumableBody | None = None
@@ -148,8 +148,8 @@ class ArtifactFile:
     `bytes_read` counts the bytes actually fetched from the store.
     """
 
-    def __init__(self, api: S3Api, key: str, name: str) -> None:
-        self._session = _Session(api, key)
+    def __init__(self, api: S3Api, key: str, name: str, etag: str | None = None) -> None:
+        self._session = _Session(api, key, etag)
         self._name = name
         self._file: Any = None
 

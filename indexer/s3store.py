@@ -107,9 +107,11 @@ class S3Store:
 
     # -- artifacts -----------------------------------------------------------
     @contextmanager
-    def open_artifact(self, subdir: str, name: str) -> Iterator[ArtifactFile]:
+    def open_artifact(
+        self, subdir: str, name: str, token: str | None = None
+    ) -> Iterator[ArtifactFile]:
         path = f"{subdir}/{name}"
-        reader = ArtifactFile(self.api, self.key(path), name)
+        reader = ArtifactFile(self.api, self.key(path), name, etag=token)
         try:
             yield reader
         finally:

@@ -49,9 +49,13 @@ class StagedOverlay:
         return sorted(merged.values(), key=lambda e: e.name)
 
     @contextmanager
-    def open_artifact(self, subdir: str, name: str) -> Iterator[BinaryIO]:
-        source = self.staged if name in self.staged_names(subdir) else self.base
-        with source.open_artifact(subdir, name) as fileobj:
+    def open_artifact(self, subdir: str, name: str, token: str | None = None) -> Iterator[BinaryIO]:
+        if name in self.staged_names(subdir):
+            source = self.staged
+            token = token.removeprefix(STAGED_TOKEN_PREFIX) if token else None
+        else:
+            source = self.base
+        with source.open_artifact(subdir, name, token) as fileobj:
             yield fileobj
 
     @property

@@ -63,10 +63,15 @@ class ChannelStore(Protocol):
         """
         ...
 
-    def open_artifact(self, subdir: str, name: str) -> AbstractContextManager[BinaryIO]:
+    def open_artifact(
+        self, subdir: str, name: str, token: str | None = None
+    ) -> AbstractContextManager[BinaryIO]:
         """A readable file object for an artifact, suited to conda-package-streaming.
 
         For `.conda` it must be seekable (ranged reads); for `.tar.bz2` a stream.
+        With `token` (from the listing) the bytes read are those of that version,
+        or `errors.Conflict` is raised: a replacement between listing and reading
+        must never be cached under the old token.
         """
         ...
 

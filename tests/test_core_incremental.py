@@ -23,9 +23,9 @@ class CountingStore(LocalStore):
         self.opened: list[str] = []
 
     @contextmanager
-    def open_artifact(self, subdir: str, name: str):
+    def open_artifact(self, subdir: str, name: str, token: str | None = None):
         self.opened.append(f"{subdir}/{name}")
-        with super().open_artifact(subdir, name) as f:
+        with super().open_artifact(subdir, name, token) as f:
             yield f
 
 
@@ -161,3 +161,31 @@ def test_a_redo_after_a_conflict_keeps_the_whole_report(channel: Path) -> None:
     assert [lint.kind for lint in noarch.lints] == ["pin-excludes-own-version"]
     assert (noarch.new, noarch.unchanged) == (["pyc-0.2-0.conda"], 1)
     assert doc(channel, "noarch")["pyc-0.2-0.conda"] == {"run_exports": {"weak": ["pyc >=9"]}}
+
+
+class ReplacingStore(LocalStore):
+    """A real local store; the artifact is replaced after the listing, just before its read."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        super().__init__(root)
+        self.name, self.replaced = name, False
+
+    @contextmanager
+    def open_artifact(self, subdir: str, name: str, token: str | None = None):
+        if name == self.name and not self.replaced:
+            self.replaced = True
+            (self.root / subdir / name).unlink()
+            build_artifact(self.root / subdir, "pyc", "0.1", run_exports=["pyc >=0.1,<0.2"])
+        with super().open_artifact(subdir, name, token) as f:
+            yield f
+
+
+def test_replaced_between_listing_and_reading_is_read_again(tmp_path: Path) -> None:
+    root = tmp_path / "ch"
+    build_artifact(root / "noarch", "pyc", "0.1", run_exports=["pyc"])
+    store = ReplacingStore(root, "pyc-0.1-0.conda")
+    index_channel(store, LocalCacheHome(root / ".run-exports-index"), Options())
+    assert store.replaced
+    assert doc(root, "noarch") == {"pyc-0.1-0.conda": {"run_exports": {"weak": ["pyc >=0.1,<0.2"]}}}
+    _, report = run(root)  # the cache holds the new version under its own token
+    assert report.total("artifacts_read") == 0 and report.uploaded == []

@@ -39,8 +39,8 @@ class RecordingStore(LocalStore):
         return super().write(path, data, **kwargs)
 
     @contextmanager
-    def open_artifact(self, subdir: str, name: str):
-        with super().open_artifact(subdir, name) as f:
+    def open_artifact(self, subdir: str, name: str, token: str | None = None):
+        with super().open_artifact(subdir, name, token) as f:
             store = self
             original = f.read
 
@@ -354,14 +354,14 @@ class CrashOnFullRead(LocalStore):
         self.name, self.opens = name, 0
 
     @contextmanager
-    def open_artifact(self, subdir: str, name: str):
+    def open_artifact(self, subdir: str, name: str, token: str | None = None):
         if name == self.name:
             self.opens += 1
             if self.opens == 2:
                 from indexer.errors import RunError
 
                 raise RunError("connection lost (simulated)")
-        with super().open_artifact(subdir, name) as f:
+        with super().open_artifact(subdir, name, token) as f:
             yield f
 
 
