@@ -227,10 +227,6 @@ class Cache:
                 (path, token, sha256),
             )
 
-    def forget_published(self, path: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM published WHERE path = ?", (path,))
-
     def update_shards_dropped(
         self, add: Iterable[str] = (), since: float = 0.0, remove: Iterable[str] = ()
     ) -> None:

@@ -8,7 +8,6 @@ always use `/` (`linux-64/run_exports.json`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
@@ -116,8 +115,3 @@ class ChannelStore(Protocol):
     def prefetch_listings(self, subdirs: list[str]) -> None:
         """Start listing these subdirs at once (a no-op where listing is local)."""
         ...
-
-
-def iter_artifacts(entries: list[Entry]) -> Iterator[Entry]:
-    """The artifacts of a subdir listing."""
-    return (e for e in entries if is_artifact(e.name))

@@ -26,7 +26,7 @@ from typing import Any
 from indexer import cache
 from indexer.cli import main
 
-WRITES = ("update", "set_published", "forget_published", "update_shards_dropped")
+WRITES = ("update", "set_published", "update_shards_dropped")
 _count = 0
 
 
