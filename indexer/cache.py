@@ -23,7 +23,7 @@ from .errors import RunError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LOCK_TIMEOUT_S = float(os.environ.get("RUN_EXPORTS_INDEX_LOCK_TIMEOUT", "300"))
 FIRST_TRY_S = 0.5  # how long to wait before saying that another process holds the cache
 
@@ -54,6 +54,13 @@ MIGRATIONS: dict[int, list[str]] = {
     CREATE TABLE shards_dropped (
         path TEXT PRIMARY KEY,  -- channel-relative path of a shard our index stopped naming
         since REAL NOT NULL     -- when (epoch seconds): pruning counts its grace from here
+    )""",
+    ],
+    2: [
+        """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,   -- e.g. "published_from": what the published outputs
+        value TEXT NOT NULL     -- were rendered from (see pipeline._stamp)
     )""",
     ],
 }
@@ -190,6 +197,25 @@ class Cache:
         """path → (token, sha256) of outputs this tool last wrote."""
         rows = self._db.execute("SELECT path, token, sha256 FROM published")
         return {path: (token, digest) for path, token, digest in rows}
+
+    def problems(self) -> list[tuple[str, str | None, str | None]]:
+        """(filename, error, run_exports_error) of artifacts with either, by filename."""
+        rows = self._db.execute(
+            "SELECT filename, error, run_exports_error FROM artifacts "
+            "WHERE error IS NOT NULL OR run_exports_error IS NOT NULL ORDER BY filename"
+        )
+        return list(rows)
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or, with None, forget) one value."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            if value is not None:
+                db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def shards_dropped(self) -> dict[str, float]:
         """path → when our shard index stopped naming that shard."""

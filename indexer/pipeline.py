@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from . import diff, render
+from . import __version__, diff, render
 from .artifact import UnreadableArtifact, read_info
 from .cache import Cache, CachedArtifact
 from .cachehome import CacheHome
@@ -25,8 +25,10 @@ from .errors import Conflict, UsageError
 from .lints import lint_subdir
 from .patches import PatchInstructions, apply_patches
 from .progress import Progress
-from .publish import ZSTD_TYPE, Output, publish
+from .publish import Output, publish
+from .repodata import REPODATA_JSON
 from .report import LintFinding, Problem, RunReport, SubdirReport
+from .shards import SHARD_INDEX
 from .shardstage import ShardStage
 from .storage import ChannelStore, Entry, is_artifact, is_subdir_name
 
@@ -35,6 +37,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 COMMIT_EVERY = 256  # artifacts per cache transaction while reading
+PUBLISHED_FROM = "published_from"  # cache meta key: the stamp of the last publish
 MAX_ATTEMPTS = 6  # passes over a subdir when another writer keeps getting there first
 REDO_PAUSE_S = 0.2  # times the attempt, jittered: concurrent runs stop colliding in step
 
@@ -128,10 +131,21 @@ def _one_pass(
     artifacts = [e for e in listing if is_artifact(e.name)]
     if not artifacts and options.subdirs and not any(e.name == "run_exports.json" for e in listing):
         raise UsageError(f"subdir {subdir!r} has no artifacts in {store.location}")
-    plan = diff.plan(artifacts, cache.states())
+    states = cache.states()
+    plan = diff.plan(artifacts, states)
 
     vanished = _read_and_cache(store, cache, subdir, plan, options, report)
     cache.update(remove=plan.removed + vanished)
+    listed = {f"{subdir}/{e.name}": e for e in listing}
+    instructions = options.patches.get(subdir)
+    if (
+        not (plan.new or plan.changed or plan.removed or vanished or report.new or report.changed)
+        and instructions is None
+        and options.prune_shards is None
+        and _as_published(cache, listed, _stamp(subdir, states, options), subdir, options)
+    ):
+        _report_unchanged(cache, subdir, listing, artifacts, options, report)
+        return
     shard_stage = None
     if options.shards:
         shard_stage = ShardStage(
@@ -160,7 +174,6 @@ def _one_pass(
     ]
 
     report.warnings = _stale_outputs(listing, options, subdir)
-    instructions = options.patches.get(subdir)
     view = apply_patches(current.values(), instructions)  # what clients see
     document = render.run_exports_document(subdir, view)
     data = render.dumps_compact(document)
@@ -168,11 +181,13 @@ def _one_pass(
     if instructions is not None:  # the unpatched view, as conda-index's *_from_packages
         unpatched = render.run_exports_json(subdir, current.values())
         outputs += _run_exports_outputs(subdir, "run_exports_from_packages.json", unpatched)
-    listed = {f"{subdir}/{e.name}": e for e in listing}
     if "document" not in baseline:  # a redo compares with what clients saw at the start
         path = f"{subdir}/run_exports.json"
-        baseline["document"] = _published_document(store, cache, path, listed, data)
-    report.run_exports_changes = diff.diff_run_exports(baseline["document"], document)
+        baseline["document"] = _published_document(store, cache, path, listed, data, document)
+    if baseline["document"] is document:  # what clients see is what we render: no change
+        report.run_exports_changes = []
+    else:
+        report.run_exports_changes = diff.diff_run_exports(baseline["document"], document)
     touched = set(report.new) | set(report.changed)  # over every pass
     report.lints = [
         LintFinding(lint.filename, lint.kind, lint.message)
@@ -183,6 +198,76 @@ def _one_pass(
     publish(store, cache, outputs, listed, dry_run=options.read_only, written=report.uploaded)
     if shard_stage is not None:
         shard_stage.finish(report)
+    if not options.read_only:
+        states = {a.filename: (a.size, a.token) for a in current.values()}
+        stamp = None if instructions is not None else _stamp(subdir, states, options)
+        if cache.meta(PUBLISHED_FROM) != stamp:  # an unchanged cache file is not uploaded
+            cache.set_meta(PUBLISHED_FROM, stamp)
+
+
+def _stamp(subdir: str, states: dict[str, tuple[int, str]], options: Options) -> str:
+    """What a subdir's outputs are rendered from, in one hash.
+
+    Rendering is a pure function of the cached rows, and a row of an artifact
+    of given size and token always reads the same: so the version of this
+    tool, the options that shape the outputs and every (filename, size,
+    token) determine the outputs' bytes.
+    """
+    digest = hashlib.sha256(
+        f"{__version__}|{subdir}|shards={options.shards}|repodata={options.repodata}".encode()
+    )
+    for name in sorted(states):
+        size, token = states[name]
+        digest.update(f"\n{name}\t{size}\t{token}".encode())
+    return digest.hexdigest()
+
+
+def _output_paths(subdir: str, options: Options) -> list[str]:
+    paths = [f"{subdir}/run_exports.json", f"{subdir}/run_exports.json.zst"]
+    if options.shards:
+        paths.append(f"{subdir}/{SHARD_INDEX}")
+        if options.repodata:
+            paths += [f"{subdir}/{REPODATA_JSON}", f"{subdir}/{REPODATA_JSON}.zst"]
+    return paths
+
+
+def _as_published(
+    cache: Cache, listed: dict[str, Entry], stamp: str, subdir: str, options: Options
+) -> bool:
+    """Are the published outputs the ones this cache renders, untouched since we wrote them?
+
+    True when our last publish was rendered from the same stamp and every
+    output is still the object we wrote (its token unchanged): rendering again
+    would give the same bytes, so a run with nothing new skips it (at 100,000
+    artifacts, loading every row and rendering costs more than the listing).
+    """
+    if cache.meta(PUBLISHED_FROM) != stamp:
+        return False
+    published = cache.published()
+    for path in _output_paths(subdir, options):
+        entry, ours = listed.get(path), published.get(path)
+        if entry is None or ours is None or ours[0] != entry.token:
+            return False
+    return True
+
+
+def _report_unchanged(
+    cache: Cache,
+    subdir: str,
+    listing: list[Entry],
+    artifacts: list[Entry],
+    options: Options,
+    report: SubdirReport,
+) -> None:
+    """The report of a pass that found everything as published (what rendering would say)."""
+    report.listed = len(artifacts)
+    report.unchanged = len(artifacts)
+    problems = cache.problems()
+    report.unreadable = [Problem(name, error) for name, error, _ in problems if error]
+    report.run_exports_unknown = [
+        Problem(name, unknown) for name, error, unknown in problems if not error and unknown
+    ]
+    report.warnings = _stale_outputs(listing, options, subdir)
 
 
 def _stale_outputs(listing: list[Entry], options: Options, subdir: str) -> list[str]:
@@ -203,7 +288,7 @@ def _stale_outputs(listing: list[Entry], options: Options, subdir: str) -> list[
 
 def _run_exports_outputs(subdir: str, filename: str, data: bytes) -> list[Output]:
     path = f"{subdir}/{filename}"
-    return [Output(path, data), Output(f"{path}.zst", render.compress(data), ZSTD_TYPE)]
+    return [Output(path, data), render.zst_output(f"{path}.zst", data)]
 
 
 def _read_and_cache(
@@ -287,19 +372,25 @@ def _bounded_map(fn: Callable[[T], R], items: list[T], jobs: int) -> Iterator[tu
 
 
 def _published_document(
-    store: ChannelStore, cache: Cache, path: str, listed: dict[str, Entry], data: bytes
+    store: ChannelStore,
+    cache: Cache,
+    path: str,
+    listed: dict[str, Entry],
+    data: bytes,
+    document: dict,
 ) -> dict | None:
     """The run_exports document clients see now (None if there is none).
 
-    When the published bytes are the ones we are about to write (the cache
-    knows their hash), they are not fetched at all.
+    When the published bytes are the ones we are about to write (`data`,
+    rendered from `document`; the cache knows their hash), they are not
+    fetched at all and `document` itself is returned.
     """
     entry = listed.get(path)
     if entry is None:
         return None
     ours = cache.published().get(path)
     if ours == (entry.token, hashlib.sha256(data).hexdigest()):
-        return orjson.loads(data)
+        return document
     raw = store.read(path)
     try:
         return orjson.loads(raw) if raw else None

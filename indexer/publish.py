@@ -9,6 +9,7 @@ lost cache) is fetched once and compared before any write.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .cache import Cache
@@ -33,6 +34,27 @@ class Output:
     # Content-addressed (CEP-16 shards): same name, same bytes. Written only if
     # absent; an existing object of that name is already right.
     immutable: bool = False
+    # A derived output (the .zst of a JSON file) made only when needed: `make`
+    # produces the bytes, `identity` names them without making them, so a run
+    # with nothing new does not recompress (zstd -19 of a 100,000-artifact
+    # run_exports.json takes seconds) what is already published.
+    make: Callable[[], bytes] | None = None
+    identity: str = ""
+
+    @classmethod
+    def derived(
+        cls, path: str, source: bytes, how: str, make: Callable[[bytes], bytes], content_type: str
+    ) -> Output:
+        """An output that is `make(source)`; `how` names the (deterministic) transformation."""
+        identity = f"{how}:{hashlib.sha256(source).hexdigest()}"
+        return cls(path, b"", content_type, make=lambda: make(source), identity=identity)
+
+    def digest(self) -> str:
+        """What the cache remembers of it: the sha256 of its bytes, or its identity."""
+        return self.identity or hashlib.sha256(self.data).hexdigest()
+
+    def body(self) -> bytes:
+        return self.make() if self.make is not None else self.data
 
 
 def publish(
@@ -59,21 +81,22 @@ def publish(
             if output.path not in listed and _write_new(store, output, dry_run):
                 written.append(output.path)
             continue
-        digest = hashlib.sha256(output.data).hexdigest()
+        digest = output.digest()
         current = listed.get(output.path)
+        body: bytes | None = None
         if current is not None:
             ours = published.get(output.path)
             if ours is not None and ours[0] == current.token:
                 if ours[1] == digest:  # the bytes we wrote last time are still there
                     continue
-            elif store.read(output.path) == output.data:  # someone else's: compare once
+            elif store.read(output.path) == (body := output.body()):  # not ours: compare once
                 if not dry_run:
                     cache.set_published(output.path, current.token, digest)
                 continue
         if not dry_run:
             token = store.write(
                 output.path,
-                output.data,
+                output.body() if body is None else body,
                 expect=current.token if current else None,
                 content_type=output.content_type,
                 cache_control=output.cache_control,
@@ -90,7 +113,7 @@ def _write_new(store: ChannelStore, output: Output, dry_run: bool) -> bool:
     try:
         store.write(
             output.path,
-            output.data,
+            output.body(),
             expect=None,
             content_type=output.content_type,
             cache_control=output.cache_control,

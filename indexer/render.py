@@ -15,6 +15,7 @@ import orjson
 import zstandard
 
 from .cache import CachedArtifact
+from .publish import ZSTD_TYPE, Output
 
 RUN_EXPORTS_VERSION = 1
 ZSTD_LEVEL = 19
@@ -41,6 +42,11 @@ def dumps_compact(data: Any) -> bytes:
 def compress(data: bytes) -> bytes:
     """zstd with a fixed level and the content size recorded: same input, same bytes."""
     return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data)
+
+
+def zst_output(path: str, data: bytes) -> Output:
+    """`path` holding `compress(data)`, compressed only if it has to be written."""
+    return Output.derived(path, data, f"zstd-{ZSTD_LEVEL}", compress, ZSTD_TYPE)
 
 
 def run_exports_document(subdir: str, artifacts: Iterable[CachedArtifact]) -> dict[str, Any]:

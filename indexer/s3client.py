@@ -22,10 +22,13 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import boto3
 import botocore.exceptions as bex
+import botocore.session
+import botocore.utils
 from botocore.config import Config
 from tenacity import (
     RetryCallState,
@@ -243,8 +246,14 @@ def make_client(options: S3Options) -> Any:
             f"--addressing-style must be path or virtual, not {options.addressing_style!r}"
         )
     region = options.region or os.environ.get("AWS_REGION") or None
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=parse_timestamp
+    )
     try:
-        session = boto3.session.Session(profile_name=options.profile, region_name=region)
+        session = boto3.session.Session(
+            botocore_session=core, profile_name=options.profile, region_name=region
+        )
     except bex.ProfileNotFound as exc:
         raise UsageError(
             f"AWS profile not found: {exc.kwargs.get('profile')}; check --profile / AWS_PROFILE"
@@ -264,6 +273,20 @@ def make_client(options: S3Options) -> Any:
         return session.client("s3", endpoint_url=options.endpoint_url or None, config=config)
     except ValueError as exc:  # a malformed endpoint URL
         raise UsageError(f"invalid S3 endpoint {options.endpoint_url!r}: {exc}") from None
+
+
+def parse_timestamp(value: str) -> datetime:
+    """A timestamp in an S3 answer; ISO 8601 ones (every LastModified of a listing) fast.
+
+    botocore's default parser goes through dateutil at about 40 µs a value:
+    half the time of listing 100,000 objects. Other forms (HTTP dates in
+    headers, epoch seconds) still go to botocore's parser.
+    """
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return botocore.utils.parse_timestamp(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def quiet_libraries() -> None:

@@ -64,14 +64,18 @@ class S3Store:
         return f"s3://{self.bucket}/{self.key(path)}"
 
     # -- listing -------------------------------------------------------------
-    def _list(self, prefix: str) -> tuple[list[dict[str, Any]], list[str]]:
-        """Objects and common prefixes directly under `prefix`, every page."""
-        objects: list[dict[str, Any]] = []
+    def _list(self, prefix: str) -> tuple[list[Entry], list[str]]:
+        """Objects (names relative to `prefix`) and common prefixes under `prefix`, every page.
+
+        Each page becomes `Entry`s at once: botocore's dicts for 100,000 objects
+        would hold a few hundred MB until the listing ends.
+        """
+        objects: list[Entry] = []
         folders: list[str] = []
         params: dict[str, Any] = {"Prefix": prefix, "Delimiter": "/"}
         while True:
             page = self.api.call("ListObjectsV2", f"s3://{self.bucket}/{prefix}", **params)
-            objects += page.get("Contents", [])
+            objects += [_entry(o["Key"][len(prefix) :], o) for o in page.get("Contents", [])]
             folders += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
@@ -101,8 +105,7 @@ class S3Store:
 
     def _list_subdir_now(self, subdir: str) -> list[Entry]:
         folder = self.key(subdir.strip("/") + "/")
-        objects, _ = self._list(folder)
-        entries = [_entry(o["Key"][len(folder) :], o) for o in objects]
+        entries, _ = self._list(folder)
         return sorted((e for e in entries if e.name and "/" not in e.name), key=lambda e: e.name)
 
     # -- artifacts -----------------------------------------------------------

@@ -23,10 +23,9 @@ from .errors import UsageError
 from .publish import (
     IMMUTABLE_CACHE_CONTROL,
     MSGPACK_ZSTD_TYPE,
-    ZSTD_TYPE,
     Output,
 )
-from .render import compress
+from .render import zst_output
 from .report import SubdirReport
 from .storage import ChannelStore, Entry
 
@@ -144,7 +143,7 @@ class ShardStage:
         if self.write_repodata:
             document = repodata.repodata_json(self.subdir, rows)
             path = f"{self.subdir}/{repodata.REPODATA_JSON}"
-            out += [Output(path, document), Output(f"{path}.zst", compress(document), ZSTD_TYPE)]
+            out += [Output(path, document), zst_output(f"{path}.zst", document)]
         return out
 
     def _read_previous(self) -> Any:
