@@ -54,8 +54,11 @@ def upload(
             buffer = io.BytesIO()
             info = write_artifact(spec, payload, buffer)
             size = buffer.tell()
-            buffer.seek(0)
-            s3.upload_fileobj(buffer, bucket, key, Config=TRANSFER)
+            if size < TRANSFER.multipart_threshold:  # upload_fileobj costs ms per object
+                s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+            else:
+                buffer.seek(0)
+                s3.upload_fileobj(buffer, bucket, key, Config=TRANSFER)
             return spec.key, size, info
         scratch.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=scratch, suffix=spec.fmt)

@@ -24,6 +24,7 @@ OURS_SHARDS = "ours (shards)"
 RATTLER = "rattler-index"
 CONDA_INDEX = "conda-index"
 LISTING = "bare listing"
+LISTING_PLAIN = "bare listing, boto3 defaults"
 ALL = (OURS_RANGE, OURS_SHARDS, RATTLER, CONDA_INDEX)
 SHORT = {
     "ours-range": OURS_RANGE,
@@ -84,8 +85,17 @@ def command(contender: str, target: Target, scenario: str) -> list[str]:
             target.endpoint,
             str(folder),
         ]
-    if contender == LISTING:
-        return [py, "-m", "benchmarks.listing", target.url, target.endpoint, *target.subdirs]
+    if contender in (LISTING, LISTING_PLAIN):
+        plain = ["--plain"] if contender == LISTING_PLAIN else []
+        return [
+            py,
+            "-m",
+            "benchmarks.listing",
+            *plain,
+            target.url,
+            target.endpoint,
+            *target.subdirs,
+        ]
     raise ValueError(contender)
 
 
