@@ -61,7 +61,8 @@ def markdown(runs: list[Run], floors: dict[str, int]) -> str:
                 "",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    notes = [f"- {r.scenario}, {r.contender}: {r.note}" for r in runs if r.note]
+    return "\n".join(lines + (["", *notes] if notes else []))
 
 
 def _find(runs: list[Run], scenario_start: str, contender: str) -> Run | None:
