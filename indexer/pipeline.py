@@ -10,22 +10,19 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
 from . import __version__, diff, render
-from .artifact import UnreadableArtifact, read_info
-from .cache import Cache, CachedArtifact
+from .cache import Cache
 from .cachehome import CacheHome
 from .errors import Conflict, UsageError
 from .lints import lint_subdir
 from .patches import PatchInstructions, apply_patches
-from .progress import Progress
 from .publish import Output, publish
+from .reading import read_and_cache
 from .repodata import REPODATA_JSON
 from .report import LintFinding, Problem, RunReport, SubdirReport
 from .shards import SHARD_INDEX
@@ -33,10 +30,7 @@ from .shardstage import ShardStage
 from .storage import ChannelStore, Entry, is_artifact, is_subdir_name
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-R = TypeVar("R")
 
-COMMIT_EVERY = 256  # artifacts per cache transaction while reading
 PUBLISHED_FROM = "published_from"  # cache meta key: the stamp of the last publish
 MAX_ATTEMPTS = 6  # passes over a subdir when another writer keeps getting there first
 REDO_PAUSE_S = 0.2  # times the attempt, jittered: concurrent runs stop colliding in step
@@ -134,7 +128,7 @@ def _one_pass(
     states = cache.states()
     plan = diff.plan(artifacts, states)
 
-    vanished = _read_and_cache(store, cache, subdir, plan, options, report)
+    vanished = read_and_cache(store, cache, subdir, plan.to_read, options.jobs, report)
     cache.update(remove=plan.removed + vanished)
     listed = {f"{subdir}/{e.name}": e for e in listing}
     instructions = options.patches.get(subdir)
@@ -289,86 +283,6 @@ def _stale_outputs(listing: list[Entry], options: Options, subdir: str) -> list[
 def _run_exports_outputs(subdir: str, filename: str, data: bytes) -> list[Output]:
     path = f"{subdir}/{filename}"
     return [Output(path, data), render.zst_output(f"{path}.zst", data)]
-
-
-def _read_and_cache(
-    store: ChannelStore,
-    cache: Cache,
-    subdir: str,
-    plan: diff.Plan,
-    options: Options,
-    report: SubdirReport,
-) -> list[str]:
-    """Read every new or changed artifact, caching results in batches.
-
-    Returns the names of artifacts that disappeared between listing and reading.
-    """
-    todo = plan.to_read
-    progress = Progress(f"{subdir}: reading", len(todo))
-    batch: list[CachedArtifact] = []
-    vanished: list[str] = []
-    for entry, outcome in _bounded_map(lambda e: _read_one(store, subdir, e), todo, options.jobs):
-        progress.advance()
-        if outcome is None:
-            log.warning("%s/%s disappeared while the run read it", subdir, entry.name)
-            vanished.append(entry.name)
-            continue
-        row, nbytes = outcome
-        report.artifacts_read += 1
-        report.bytes_read += nbytes
-        if row.error:
-            log.warning("%s/%s is unreadable: %s", subdir, entry.name, row.error)
-        batch.append(row)
-        if len(batch) >= COMMIT_EVERY:
-            cache.update(put=batch)
-            batch = []
-    cache.update(put=batch)
-    progress.finish()
-    return vanished
-
-
-def _read_one(store: ChannelStore, subdir: str, entry: Entry) -> tuple[CachedArtifact, int] | None:
-    try:
-        with store.open_artifact(subdir, entry.name, entry.token) as fileobj:
-            try:
-                info = read_info(entry.name, fileobj, entry.size)
-            except UnreadableArtifact as exc:
-                row = CachedArtifact(entry.name, entry.size, entry.token, error=str(exc))
-            else:
-                row = CachedArtifact(
-                    entry.name,
-                    entry.size,
-                    entry.token,
-                    record=info.record,
-                    run_exports=info.run_exports,
-                    run_exports_error=info.run_exports_error,
-                )
-            return row, fileobj.bytes_read
-    except FileNotFoundError:
-        return None
-
-
-def _bounded_map(fn: Callable[[T], R], items: list[T], jobs: int) -> Iterator[tuple[T, R]]:
-    """Like `executor.map`, but with at most `jobs * 2` items in flight (memory stays flat)."""
-    if jobs <= 1:
-        for item in items:
-            yield item, fn(item)
-        return
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="reader") as pool:
-        pending: dict[Future[R], T] = {}
-        queue = iter(items)
-        for item in queue:
-            pending[pool.submit(fn, item)] = item
-            if len(pending) >= jobs * 2:
-                break
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                item = pending.pop(future)
-                yield item, future.result()
-                for more in queue:
-                    pending[pool.submit(fn, more)] = more
-                    break
 
 
 def _published_document(
