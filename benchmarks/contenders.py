@@ -48,6 +48,7 @@ class Run:
     tally: dict = field(default_factory=dict)
     per_key: dict = field(default_factory=dict)  # artifact key → bytes read (not saved)
     note: str = ""
+    load: float = 0.0  # 1-minute load average just before the run
 
     def as_dict(self) -> dict:
         out = dict(self.__dict__)

@@ -225,7 +225,9 @@ def write_artifact(spec: Spec, payload: Payload, out: io.BufferedIOBase) -> int:
         info = _zstd().compress(_tar(members))
         with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr("metadata.json", json.dumps({"conda_pkg_format_version": 2}))
-            with zf.open(f"pkg-{stem}.tar.zst", "w", force_zip64=spec.size > 1 << 31) as member:
+            with zf.open(
+                f"pkg-{stem}.tar.zst", "w", force_zip64=spec.size >= zipfile.ZIP64_LIMIT
+            ) as member:
                 for chunk in payload.chunks(rng, spec.size):
                     member.write(chunk)
             zf.writestr(f"info-{stem}.tar.zst", info)

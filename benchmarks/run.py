@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -64,13 +65,21 @@ class Bench:
 
     def measure(self, contender: str, target: Target, scenario: str, direct: bool = False) -> Run:
         self.log(f"{scenario}: {contender} ...")
+        load = os.getloadavg()[0]  # other work on the machine, for the record
         run = contenders.run(contender, target, scenario, None if direct else self.proxy)
         self.log(
             f"{scenario}: {contender}: {run.wall_s:.1f} s, "
             f"{run.tally.get('bytes_read', 0) / 1e6:.1f} MB read, {run.peak_rss_mb:.0f} MB RSS"
         )
+        run.load = load
         self.runs.append(run)
+        self.save_partial()
         return run
+
+    def save_partial(self) -> None:
+        """Every run so far, in case a later scenario fails."""
+        partial = self.work.parent / "results.partial.json"
+        partial.write_text(json.dumps([r.as_dict() for r in self.runs], indent=1))
 
     def measure_median(self, contender: str, target: Target, scenario: str) -> Run:
         """The run of median wall time out of `repeat` (the state must not change)."""

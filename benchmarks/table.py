@@ -25,7 +25,7 @@ def markdown(runs: list[Run], floors: dict[str, int]) -> str:
     head = (
         "| scenario | contender | wall s | x ours | MB read | x ours | "
         + " | ".join(TYPES)
-        + " | peak RSS MB |"
+        + " | peak RSS MB | load |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     scenarios: list[str] = []
@@ -47,6 +47,7 @@ def markdown(runs: list[Run], floors: dict[str, int]) -> str:
                 _ratio(read, ours.tally.get("bytes_read") if ours and r.tally else None),
                 *(f"{requests.get(t, 0):,}" if r.tally else "n/c" for t in TYPES),
                 f"{r.peak_rss_mb:,.0f}",
+                f"{r.load:.1f}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
         if scenario in floors:
@@ -58,6 +59,7 @@ def markdown(runs: list[Run], floors: dict[str, int]) -> str:
                 _mb(floors[scenario]),
                 "",
                 *([""] * len(TYPES)),
+                "",
                 "",
             ]
             lines.append("| " + " | ".join(cells) + " |")
