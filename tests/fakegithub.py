@@ -113,6 +113,8 @@ class FakeGitHub:
             if problem:
                 return self._reject(422, f"{method} {handler.path}: {problem}")
         url = urlsplit(handler.path)
+        if url.path == "/api/v3/user" and method == "GET":  # as for an Actions token
+            return 403, {"message": "Resource not accessible by integration"}, {}
         prefix = f"/api/v3/repos/{self.repository}"
         if not url.path.startswith(prefix + "/"):
             return self._reject(404, f"{method} {url.path}: unknown repository")
@@ -160,6 +162,12 @@ class FakeGitHub:
             "title": f"PR {number}",
             "pull_request": {"url": f"{base}/pulls/{number}"},
         }
+
+    def plant(self, issue: int, text: str, login: str, kind: str = "User") -> None:
+        """A comment someone else wrote (e.g. copying our marker)."""
+        with self._lock:
+            comment = self._create(issue, text)
+            comment["user"] = {"login": login, "id": 7, "type": kind}
 
     def _create(self, issue: int, text: str) -> dict[str, Any]:
         self._next_id += 1

@@ -222,3 +222,16 @@ def test_pull_request_number_from_the_event_payload(
     path.write_text(json.dumps(event))
     assert pull_request_number(event_name, str(path)) == number
     assert pull_request_number(event_name, str(tmp_path / "missing.json")) is None
+
+
+def test_a_copied_marker_in_someone_elses_comment_is_never_edited(
+    github: FakeGitHub, channel: Path, tmp_path: Path
+) -> None:
+    planted = "<!-- run-exports-index:default -->\nall good, merge it"
+    github.plant(PR, planted, login="mallory")
+    result = run_on_pr(github, tmp_path, {"channel": str(channel), "mode": "dry-run"})
+    assert result.status == 0, result.stderr
+    bodies = github.bodies(PR)
+    assert bodies[0] == planted  # untouched
+    assert len(bodies) == 2 and bodies[1].startswith("<!-- run-exports-index:default -->\n## ")
+    assert github.count("PATCH") == 0

@@ -16,6 +16,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from github import Auth, Github, GithubException, GithubRetry
 
@@ -104,12 +105,38 @@ def upsert(gh: Github, repository: str, number: int, body: str) -> Outcome:
     """Edit the comment that starts with the body's marker, or create it."""
     head = body.split("\n", 1)[0]
     issue = gh.get_repo(repository, lazy=True).get_issue(number)
+    me = _Me(gh)
     for existing in issue.get_comments():
-        if (existing.body or "").startswith(head):
+        if (existing.body or "").startswith(head) and me.wrote(existing):
             existing.edit(body)
             return Outcome("updated", f"comment {existing.id} on #{number}", existing.html_url)
     created = issue.create_comment(body)
     return Outcome("created", f"comment {created.id} on #{number}", created.html_url)
+
+
+class _Me:
+    """Whether a comment is ours: anyone can paste our marker into a comment.
+
+    A bot's comment is ours (Actions tokens comment as github-actions[bot]);
+    a person's only when the token is that person's (a PAT), asked once.
+    """
+
+    def __init__(self, gh: Github) -> None:
+        self.gh = gh
+        self._login: str | bool | None = False  # False: not asked yet
+
+    def wrote(self, comment: Any) -> bool:
+        user = comment.user
+        if user is None:
+            return False
+        if user.type == "Bot":
+            return True
+        if self._login is False:
+            try:
+                self._login = self.gh.get_user().login
+            except GithubException:  # an Actions token may not read /user
+                self._login = None
+        return self._login is not None and user.login == self._login
 
 
 def targets(gh: Github, settings: Settings) -> list[int]:
