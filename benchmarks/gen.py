@@ -146,7 +146,7 @@ def _bz2_member(name: str, data: bytes) -> bytes:
     out.write(info.tobuf(format=tarfile.PAX_FORMAT))
     out.write(data)
     out.write(b"\0" * (-len(data) % 512))
-    return bz2.compress(out.getvalue(), 1)
+    return bz2.compress(out.getvalue(), 9)  # 900 kB blocks, as conda-build writes
 
 
 def info_members(spec: Spec, rng: random.Random) -> list[tuple[str, bytes]]:
