@@ -84,6 +84,13 @@ class CountingProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        async def cancel_clients() -> None:  # keep-alive connections still open
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_clients(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
