@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -49,15 +49,28 @@ def zst_output(path: str, data: bytes) -> Output:
     return Output.derived(path, data, f"zstd-{ZSTD_LEVEL}", compress, ZSTD_TYPE)
 
 
-def run_exports_document(subdir: str, artifacts: Iterable[CachedArtifact]) -> dict[str, Any]:
-    """CEP-12 run_exports data: every readable artifact with known run_exports."""
+def by_format(
+    artifacts: Iterable[CachedArtifact], entry: Callable[[CachedArtifact], Any | None]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(`packages`, `packages.conda`): filename → entry(artifact), None entries left out."""
     packages: dict[str, Any] = {}
     packages_conda: dict[str, Any] = {}
     for artifact in artifacts:
-        if not artifact.readable or artifact.run_exports is None:
-            continue
-        section = packages_conda if artifact.filename.endswith(".conda") else packages
-        section[artifact.filename] = {"run_exports": artifact.run_exports}
+        value = entry(artifact)
+        if value is not None:
+            section = packages_conda if artifact.filename.endswith(".conda") else packages
+            section[artifact.filename] = value
+    return packages, packages_conda
+
+
+def run_exports_document(subdir: str, artifacts: Iterable[CachedArtifact]) -> dict[str, Any]:
+    """CEP-12 run_exports data: every readable artifact with known run_exports."""
+    packages, packages_conda = by_format(
+        artifacts,
+        lambda a: (
+            {"run_exports": a.run_exports} if a.readable and a.run_exports is not None else None
+        ),
+    )
     return {
         "info": {"subdir": subdir, "version": RUN_EXPORTS_VERSION},
         "packages": packages,

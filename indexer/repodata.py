@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .cache import CachedArtifact
-from .render import dumps_compact
+from .render import by_format, dumps_compact
 
 REPODATA_JSON = "repodata.json"
 REPODATA_VERSION = 1
@@ -31,13 +31,9 @@ def repodata_record(artifact: CachedArtifact) -> dict[str, Any]:
 
 
 def repodata_document(subdir: str, artifacts: Iterable[CachedArtifact]) -> dict[str, Any]:
-    packages: dict[str, Any] = {}
-    packages_conda: dict[str, Any] = {}
-    for artifact in artifacts:
-        if not artifact.readable or artifact.record is None:
-            continue
-        section = packages_conda if artifact.filename.endswith(".conda") else packages
-        section[artifact.filename] = repodata_record(artifact)
+    packages, packages_conda = by_format(
+        artifacts, lambda a: repodata_record(a) if a.readable and a.record is not None else None
+    )
     return {
         "info": {"subdir": subdir},
         "packages": packages,
