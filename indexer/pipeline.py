@@ -21,7 +21,7 @@ from .cachehome import CacheHome
 from .errors import Conflict, UsageError
 from .lints import lint_subdir
 from .patches import PatchInstructions, apply_patches
-from .publish import Output, publish
+from .publish import Output, ours, publish
 from .reading import read_and_cache
 from .repodata import REPODATA_JSON
 from .report import LintFinding, Problem, RunReport, SubdirReport
@@ -238,11 +238,10 @@ def _as_published(
     if cache.meta(PUBLISHED_FROM) != stamp:
         return False
     published = cache.published()
-    for path in _output_paths(subdir, options):
-        entry, ours = listed.get(path), published.get(path)
-        if entry is None or ours is None or ours[0] != entry.token:
-            return False
-    return True
+    return all(
+        ours(published, path, listed.get(path)) is not None
+        for path in _output_paths(subdir, options)
+    )
 
 
 def _report_unchanged(
@@ -269,7 +268,7 @@ def _stale_outputs(listing: list[Entry], options: Options, subdir: str) -> list[
     names = {e.name for e in listing}
     warnings = []
     for name, kept, why in (
-        ("repodata_shards.msgpack.zst", options.shards, "shards are off (--no-shards)"),
+        (SHARD_INDEX, options.shards, "shards are off (--no-shards)"),
         ("run_exports_from_packages.json", subdir in options.patches, "no --patches apply"),
     ):
         if name in names and not kept:
@@ -299,11 +298,9 @@ def _published_document(
     rendered from `document`; the cache knows their hash), they are not
     fetched at all and `document` itself is returned.
     """
-    entry = listed.get(path)
-    if entry is None:
+    if path not in listed:
         return None
-    ours = cache.published().get(path)
-    if ours == (entry.token, hashlib.sha256(data).hexdigest()):
+    if ours(cache.published(), path, listed[path]) == hashlib.sha256(data).hexdigest():
         return document
     raw = store.read(path)
     try:

@@ -57,6 +57,18 @@ class Output:
         return self.make() if self.make is not None else self.data
 
 
+def ours(published: dict[str, tuple[str, str]], path: str, entry: Entry | None) -> str | None:
+    """The digest we recorded for `path` while the listed object is still the one we wrote.
+
+    `published` is `Cache.published()`; None when nothing is listed there, we
+    never wrote it, or someone has replaced it since.
+    """
+    recorded = published.get(path)
+    if entry is None or recorded is None or recorded[0] != entry.token:
+        return None
+    return recorded[1]
+
+
 def publish(
     store: ChannelStore,
     cache: Cache,
@@ -85,9 +97,9 @@ def publish(
         current = listed.get(output.path)
         body: bytes | None = None
         if current is not None:
-            ours = published.get(output.path)
-            if ours is not None and ours[0] == current.token:
-                if ours[1] == digest:  # the bytes we wrote last time are still there
+            recorded = ours(published, output.path, current)
+            if recorded is not None:
+                if recorded == digest:  # the bytes we wrote last time are still there
                     continue
             elif store.read(output.path) == (body := output.body()):  # not ours: compare once
                 if not dry_run:

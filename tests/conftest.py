@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from actionrun import TOKEN
+from fakegithub import FakeGitHub
 from s3proxy import CountingProxy
 from s3server import S3Endpoint, s3_endpoint
 
@@ -80,3 +82,13 @@ def s3_proxy(s3: S3Endpoint) -> Iterator[CountingProxy]:
     """A counting, fault-injecting proxy in front of the session's S3 endpoint."""
     with CountingProxy(s3.endpoint_url) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    """A fake GitHub REST API over real HTTP on loopback, expecting the runner's token."""
+    fake = FakeGitHub(token=TOKEN)
+    fake.start()
+    yield fake
+    fake.stop()
+    assert fake.problems == [], "requests GitHub would have refused"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,6 @@ from indexer.sample import build_artifact, build_sample_channel
 
 PR = 17
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "example-comment.md"
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub(token=TOKEN)
-    fake.start()
-    yield fake
-    fake.stop()
-    assert fake.problems == [], "requests GitHub would have refused"
 
 
 @pytest.fixture(scope="module")

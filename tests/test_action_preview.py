@@ -9,26 +9,15 @@ the sticky comment on the fake GitHub.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from actionrun import TOKEN, run_action, runner_env
+from actionrun import run_action, runner_env
 from fakegithub import FakeGitHub
 
 from indexer.cli import main as cli_main
 from indexer.sample import build_artifact
 
 PR = 23
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub(token=TOKEN)
-    fake.start()
-    yield fake
-    fake.stop()
-    assert fake.problems == []
 
 
 def tree(root: Path) -> dict[str, int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,15 +53,6 @@ def flaky(s3_proxy: CountingProxy) -> CountingProxy:
         Fault(lambda s: s.method == "PUT", "error500"),
     ]
     return s3_proxy
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub(token=TOKEN)
-    fake.start()
-    yield fake
-    fake.stop()
-    assert fake.problems == []
 
 
 def test_a_verbose_cli_run_shows_no_secret(
