@@ -9,6 +9,7 @@ before the run and put it back after.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,9 +25,21 @@ class CacheHome(Protocol):
         """Persist the cache file after a successful run."""
         ...
 
+    def settled(self, subdir: str) -> bytes | None:
+        """The subdir's settled summary (see `settled`), or None."""
+        ...
+
+    def settle(self, subdir: str, data: bytes) -> None:
+        """Keep a new settled summary; losing it only costs the next run time."""
+        ...
+
 
 def cache_filename(subdir: str) -> str:
     return f"{subdir}.sqlite"
+
+
+def settled_filename(subdir: str) -> str:
+    return f"{subdir}.settled.json"
 
 
 class LocalCacheHome:
@@ -40,6 +53,22 @@ class LocalCacheHome:
 
     def checkin(self, subdir: str, path: Path) -> None:
         return None
+
+    def settled(self, subdir: str) -> bytes | None:
+        try:
+            return (self.directory / settled_filename(subdir)).read_bytes()
+        except OSError:
+            return None
+
+    def settle(self, subdir: str, data: bytes) -> None:
+        target = self.directory / settled_filename(subdir)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        except OSError:
+            partial.unlink(missing_ok=True)
 
 
 class ScratchCacheHome:
@@ -57,6 +86,12 @@ class ScratchCacheHome:
         return copy
 
     def checkin(self, subdir: str, path: Path) -> None:
+        return None
+
+    def settled(self, subdir: str) -> bytes | None:
+        return self.source.settled(subdir)
+
+    def settle(self, subdir: str, data: bytes) -> None:
         return None
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from .publish import Output, ours, publish
 from .reading import read_and_cache
 from .repodata import REPODATA_JSON
 from .report import LintFinding, Problem, RunReport, SubdirReport
+from .settled import Settled, fingerprint
 from .shards import SHARD_INDEX
 from .shardstage import ShardStage
 from .storage import ChannelStore, Entry, is_artifact, is_subdir_name
@@ -94,22 +95,79 @@ def index_subdir(
     store: ChannelStore, home: CacheHome, subdir: str, options: Options
 ) -> SubdirReport:
     """Bring one subdir's outputs in line with its artifacts."""
+    listing: list[Entry] | None = store.list_subdir(subdir)
+    summary = home.settled(subdir) if _may_be_settled(options) else None
+    unchanged = _settled_report(Settled.from_bytes(summary), subdir, listing or [], options)
+    if unchanged is not None:  # as our last run left it: the cache is not even fetched
+        return unchanged
     path = home.checkout(subdir)
     with Cache(path) as cache:
         report = SubdirReport(subdir=subdir, cache_rebuilt=cache.rebuilt_reason)
         baseline: dict[str, Any] = {}  # what clients saw before this run (first pass)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                _one_pass(store, cache, subdir, options, report, baseline)
+                settled = _one_pass(store, cache, subdir, options, report, baseline, listing)
                 break
             except Conflict as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise
+                listing = None  # list again
                 log.warning("%s; listing %s again and redoing", exc, subdir)
                 time.sleep(random.uniform(0.5, 1.5) * REDO_PAUSE_S * attempt)
     if not options.read_only:
         home.checkin(subdir, path)
+        data = None if settled is None else settled.to_bytes()
+        if data is not None and data != summary:
+            home.settle(subdir, data)
     return report
+
+
+def _may_be_settled(options: Options) -> bool:
+    """Can a run with these options end as the last one left the subdir?"""
+    return not options.patches and options.prune_shards is None
+
+
+def _settled_report(
+    settled: Settled | None, subdir: str, listing: list[Entry], options: Options
+) -> SubdirReport | None:
+    """The report of a subdir that is exactly as our last run left it; None if it is not."""
+    if settled is None:
+        return None
+    artifacts = [e for e in listing if is_artifact(e.name)]
+    states = {e.name: (e.size, e.token) for e in artifacts}
+    paths = set(_output_paths(subdir, options))
+    outputs = {f"{subdir}/{e.name}": e.token for e in listing if f"{subdir}/{e.name}" in paths}
+    if len(outputs) != len(paths):
+        return None
+    if fingerprint(_stamp(subdir, states, options), outputs) != settled.fingerprint:
+        return None
+    return SubdirReport(
+        subdir=subdir,
+        listed=len(artifacts),
+        unchanged=len(artifacts),
+        unreadable=[Problem(name, why) for name, why in settled.unreadable],
+        run_exports_unknown=[Problem(name, why) for name, why in settled.run_exports_unknown],
+        warnings=_stale_outputs(listing, options, subdir),
+    )
+
+
+def _settle(cache: Cache, subdir: str, stamp: str | None, options: Options) -> Settled | None:
+    """The settled summary of what this pass published (None: nothing to settle)."""
+    if stamp is None or not _may_be_settled(options):
+        return None
+    published = cache.published()
+    paths = _output_paths(subdir, options)
+    if any(path not in published for path in paths):
+        return None
+    outputs = {path: published[path][0] for path in paths}
+    problems = cache.problems()
+    return Settled(
+        fingerprint(stamp, outputs),
+        unreadable=[(name, error) for name, error, _ in problems if error],
+        run_exports_unknown=[
+            (name, unknown) for name, error, unknown in problems if not error and unknown
+        ],
+    )
 
 
 def _one_pass(
@@ -119,9 +177,15 @@ def _one_pass(
     options: Options,
     report: SubdirReport,
     baseline: dict[str, Any],
-) -> None:
-    """List, read, cache, render and publish once; `report` accumulates over passes."""
-    listing = store.list_subdir(subdir)
+    listing: list[Entry] | None = None,
+) -> Settled | None:
+    """List (unless given), read, cache, render and publish once.
+
+    `report` accumulates over passes. Returns the settled summary of what was
+    published (None for read-only runs and when there is none to keep).
+    """
+    if listing is None:
+        listing = store.list_subdir(subdir)
     artifacts = [e for e in listing if is_artifact(e.name)]
     if not artifacts and options.subdirs and not any(e.name == "run_exports.json" for e in listing):
         raise UsageError(f"subdir {subdir!r} has no artifacts in {store.location}")
@@ -139,7 +203,8 @@ def _one_pass(
         and _as_published(cache, listed, _stamp(subdir, states, options), subdir, options)
     ):
         _report_unchanged(cache, subdir, listing, artifacts, options, report)
-        return
+        stamp = _stamp(subdir, states, options)
+        return None if options.read_only else _settle(cache, subdir, stamp, options)
     shard_stage = None
     if options.shards:
         shard_stage = ShardStage(
@@ -189,14 +254,17 @@ def _one_pass(
     ]
     if shard_stage is not None:
         outputs += shard_stage.outputs(view)
+    states = {a.filename: (a.size, a.token) for a in current.values()}
+    del current, view  # every row: publishing (zstd) needs the memory more
     publish(store, cache, outputs, listed, dry_run=options.read_only, written=report.uploaded)
     if shard_stage is not None:
         shard_stage.finish(report)
     if not options.read_only:
-        states = {a.filename: (a.size, a.token) for a in current.values()}
         stamp = None if instructions is not None else _stamp(subdir, states, options)
         if cache.meta(PUBLISHED_FROM) != stamp:  # an unchanged cache file is not uploaded
             cache.set_meta(PUBLISHED_FROM, stamp)
+        return _settle(cache, subdir, stamp, options)
+    return None
 
 
 def _stamp(subdir: str, states: dict[str, tuple[int, str]], options: Options) -> str:

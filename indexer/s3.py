@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cachehome import CacheHome, LocalCacheHome
-from .s3cache import BucketCacheHome, cache_path
+from .s3cache import BucketCacheHome, cache_path, settled_path
 from .s3client import ADDRESSING_STYLES, S3Options
 from .s3store import S3Store, parse_s3_url
 
@@ -24,6 +24,7 @@ __all__ = [
     "open_s3_cache_home",
     "open_s3_store",
     "parse_s3_url",
+    "settled_path",
 ]
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import zstandard
 
-from .cachehome import cache_filename
+from .cachehome import cache_filename, settled_filename
 from .errors import Conflict, RunError
 from .s3store import S3Store
 from .storage import CACHE_PREFIX
@@ -32,11 +32,17 @@ log = logging.getLogger(__name__)
 ZSTD_LEVEL = 10
 CACHE_TYPE = "application/zstd"
 CACHE_CONTROL = "no-store"
+SETTLED_TYPE = "application/json"
 
 
 def cache_path(subdir: str) -> str:
     """Channel-relative path of a subdir's cache object."""
     return f"{CACHE_PREFIX}/{cache_filename(subdir)}.zst"
+
+
+def settled_path(subdir: str) -> str:
+    """Channel-relative path of a subdir's settled summary (see `settled`)."""
+    return f"{CACHE_PREFIX}/{settled_filename(subdir)}"
 
 
 class BucketCacheHome:
@@ -47,6 +53,7 @@ class BucketCacheHome:
         self.scratch = Path(tempfile.mkdtemp(prefix="run-exports-index-cache-"))
         # subdir → (ETag of the cache object, sha256 of the file as fetched)
         self._fetched: dict[str, tuple[str | None, str | None]] = {}
+        self._settled_tokens: dict[str, str | None] = {}  # subdir → ETag of its summary
 
     def checkout(self, subdir: str) -> Path:
         path = self.scratch / cache_filename(subdir)
@@ -100,6 +107,27 @@ class BucketCacheHome:
             )
             return
         self._fetched[subdir] = (token, new_digest)
+
+    def settled(self, subdir: str) -> bytes | None:
+        found = self.store.read_with_token(settled_path(subdir))
+        self._settled_tokens[subdir] = None if found is None else found[1]
+        return None if found is None else found[0]
+
+    def settle(self, subdir: str, data: bytes) -> None:
+        if subdir not in self._settled_tokens:
+            self.settled(subdir)
+        try:
+            token = self.store.write(
+                settled_path(subdir),
+                data,
+                expect=self._settled_tokens[subdir],
+                content_type=SETTLED_TYPE,
+                cache_control=CACHE_CONTROL,
+            )
+        except (Conflict, RunError) as exc:  # another run settled it, or the store refused
+            log.info("left the settled summary of %s as it is (%s)", subdir, exc)
+            return
+        self._settled_tokens[subdir] = token
 
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)

@@ -68,6 +68,7 @@ def test_damaged_cache_rebuilt_with_warning(channel: Path, run_cli, caplog, dama
 
 def test_future_version_warns(channel: Path, run_cli, caplog) -> None:
     run_cli("index", channel)
+    build_artifact(channel / "noarch", "c")  # work to do: the cache is opened
     sqlite3.connect(cache_file(channel)).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
     with caplog.at_level(logging.WARNING):
         assert run_cli("index", channel)[0] == 0
@@ -112,6 +113,7 @@ def hold_lock(path: Path, seconds: float):
 
 def test_locked_cache_waits_with_a_message(channel: Path, run_cli, caplog) -> None:
     assert run_cli("index", channel)[0] == 0
+    build_artifact(channel / "noarch", "c")  # work to do: the cache is opened
     holder = hold_lock(cache_file(channel), 2.0)
     with caplog.at_level(logging.WARNING):
         status, _, err = run_cli("index", channel)
@@ -124,6 +126,7 @@ def test_cache_locked_too_long_fails_cleanly(channel: Path, run_cli, monkeypatch
     import indexer.cache
 
     assert run_cli("index", channel)[0] == 0
+    build_artifact(channel / "noarch", "c")  # work to do: the cache is opened
     monkeypatch.setattr(indexer.cache, "LOCK_TIMEOUT_S", 1.0)
     holder = hold_lock(cache_file(channel), 4.0)
     status, _, err = run_cli("index", channel)

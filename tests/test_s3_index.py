@@ -23,7 +23,7 @@ from conftest import EXPECTED
 from s3proxy import CountingProxy, Seen
 from s3server import S3Endpoint, download_prefix, upload_tree
 
-from indexer.s3 import cache_path
+from indexer.s3 import cache_path, settled_path
 from indexer.sample import build_artifact, build_sample_channel
 
 RunCli = Callable[..., tuple[int, str, str]]
@@ -146,7 +146,11 @@ def test_requests_per_artifact_and_a_warm_run_that_only_lists(
     assert puts(warm) == []
     assert [s for s in warm if s.is_artifact_get] == []
     others = [s for s in warm if not s.is_list]
-    assert {s.key for s in others} <= {f"ch/{cache_path(d)}" for d in ("linux-64", "noarch")}
+    # settled as the cold run left them: one small GET per subdir, the cache is not fetched
+    assert sorted(s.key for s in others) == [
+        f"ch/{settled_path(d)}" for d in ("linux-64", "noarch")
+    ]
+    assert all(s.method == "GET" for s in others)
     assert report["uploaded"] == []
     assert report["totals"]["artifacts_read"] == 0
 
@@ -196,7 +200,10 @@ def test_cache_round_trips_through_the_bucket(
     assert "no cache at" in caplog.text and "building it from the channel" in caplog.text
     assert report["totals"]["artifacts_read"] == 7
     cache_keys = [k for k in download_prefix(client, bucket, "c/") if k.startswith(CACHE_DIR)]
-    assert sorted(cache_keys) == [cache_path("linux-64"), cache_path("noarch")]
+    assert sorted(cache_keys) == sorted(
+        [cache_path(d) for d in ("linux-64", "noarch")]
+        + [settled_path(d) for d in ("linux-64", "noarch")]
+    )
 
     s3_proxy.reset()
     status, report, err = index(run_cli, url, s3_proxy.url, tmp_path)
@@ -220,13 +227,14 @@ def test_unusable_cache_in_the_bucket_is_rebuilt_with_a_notice(
     url = f"s3://{bucket}"
     assert index(run_cli, url, aws_env.endpoint_url, tmp_path, "--no-shards")[0] == 0
     client.put_object(Bucket=bucket, Key=cache_path("noarch"), Body=b"not zstd at all")
+    client.delete_object(Bucket=bucket, Key=settled_path("noarch"))  # noarch needs its cache
     status, report, err = index(run_cli, url, s3_proxy.url, tmp_path, "--no-shards")
     assert status == 0, err
     assert f"cache s3://{bucket}/{cache_path('noarch')} is unusable" in caplog.text
     assert report["subdirs"]["noarch"]["artifacts_read"] == 3
     assert report["subdirs"]["linux-64"]["artifacts_read"] == 0
-    # outputs were already right: only the rebuilt cache is written back
-    assert [s.key for s in puts(s3_proxy.seen)] == [cache_path("noarch")]
+    # outputs were already right: only the rebuilt cache (and its summary) is written back
+    assert [s.key for s in puts(s3_proxy.seen)] == [cache_path("noarch"), settled_path("noarch")]
 
 
 def test_cache_dir_keeps_the_cache_local(
@@ -240,7 +248,12 @@ def test_cache_dir_keeps_the_cache_local(
     args = ("--no-shards", "--cache-dir", str(cache_dir))
     status, _, err = index(run_cli, f"s3://{bucket}/p", aws_env.endpoint_url, tmp_path, *args)
     assert status == 0, err
-    assert sorted(p.name for p in cache_dir.iterdir()) == ["linux-64.sqlite", "noarch.sqlite"]
+    assert sorted(p.name for p in cache_dir.iterdir()) == [
+        "linux-64.settled.json",
+        "linux-64.sqlite",
+        "noarch.settled.json",
+        "noarch.sqlite",
+    ]
     assert not any(k.startswith(CACHE_DIR) for k in download_prefix(client, bucket, "p/"))
     status, report, _ = index(run_cli, f"s3://{bucket}/p", aws_env.endpoint_url, tmp_path, *args)
     assert status == 0 and report["totals"]["artifacts_read"] == 0
