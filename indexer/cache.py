@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from .errors import RunError
+from .record import Record
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class CachedArtifact:
     filename: str
     size: int
     token: str
-    record: dict[str, Any] | None = None
+    record: Mapping[str, Any] | None = None  # a `Record` when loaded from the cache
     run_exports: dict[str, Any] | None = None
     run_exports_error: str | None = None
     error: str | None = None
@@ -89,6 +90,8 @@ _COLUMNS = "filename, size, token, record, run_exports, run_exports_error, error
 
 
 def _dump(value: Any) -> bytes | None:
+    if isinstance(value, Record):
+        return value.raw  # as stored: already sorted, compact JSON
     return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
@@ -285,7 +288,7 @@ def _row(r: tuple[Any, ...]) -> CachedArtifact:
         filename=r[0],
         size=r[1],
         token=r[2],
-        record=_load(r[3]),
+        record=None if r[3] is None else Record(r[3]),
         run_exports=_load(r[4]),
         run_exports_error=r[5],
         error=r[6],

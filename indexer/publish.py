@@ -36,7 +36,7 @@ class Output:
     immutable: bool = False
     # A derived output (the .zst of a JSON file) made only when needed: `make`
     # produces the bytes, `identity` names them without making them, so a run
-    # with nothing new does not recompress (zstd -19 of a 100,000-artifact
+    # with nothing new does not recompress (zstd of a 100,000-artifact
     # run_exports.json takes seconds) what is already published.
     make: Callable[[], bytes] | None = None
     identity: str = ""

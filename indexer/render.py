@@ -18,7 +18,11 @@ from .cache import CachedArtifact
 from .publish import ZSTD_TYPE, Output
 
 RUN_EXPORTS_VERSION = 1
-ZSTD_LEVEL = 19
+# 16, not 19: on a 4.4 MB run_exports.json (60,000 artifacts) level 19 takes
+# 1.7 s and ~80 MB of match tables for a file 2% smaller than level 16's
+# (0.4 s, ~33 MB). The level is part of the output's identity (see `zst_output`),
+# so changing it rewrites each `.zst` once.
+ZSTD_LEVEL = 16
 _NOT_PRINTABLE_ASCII = re.compile(rb"[^\x20-\x7e]")
 _EXPONENT = re.compile(rb"[0-9]e[-+]?[0-9]")  # floats: orjson writes 1e-7 where json writes 1e-07
 

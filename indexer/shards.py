@@ -55,17 +55,27 @@ def shard_record(artifact: CachedArtifact) -> dict[str, Any]:
     return _sorted(record)
 
 
-def group(artifacts: Iterable[CachedArtifact]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Package name → shard document, for every readable artifact with checksums."""
-    shards: dict[str, dict[str, dict[str, Any]]] = {}
+def by_package(artifacts: Iterable[CachedArtifact]) -> dict[str, list[CachedArtifact]]:
+    """Package name → its readable artifacts with a record, by filename; names sorted."""
+    rows: dict[str, list[CachedArtifact]] = {}
     for artifact in sorted(artifacts, key=lambda a: a.filename):
-        if not artifact.readable or artifact.record is None:
-            continue
-        name = artifact.record["name"]
-        shard = shards.setdefault(name, {"packages": {}, "packages.conda": {}})
+        if artifact.readable and artifact.record is not None:
+            rows.setdefault(artifact.record["name"], []).append(artifact)
+    return dict(sorted(rows.items()))
+
+
+def shard_document(artifacts: Iterable[CachedArtifact]) -> dict[str, dict[str, Any]]:
+    """One package's shard: its records by format, then filename."""
+    shard: dict[str, dict[str, Any]] = {"packages": {}, "packages.conda": {}}
+    for artifact in artifacts:
         section = "packages.conda" if artifact.filename.endswith(".conda") else "packages"
         shard[section][artifact.filename] = shard_record(artifact)
-    return dict(sorted(shards.items()))
+    return shard
+
+
+def group(artifacts: Iterable[CachedArtifact]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Package name → shard document, for every readable artifact with checksums."""
+    return {name: shard_document(rows) for name, rows in by_package(artifacts).items()}
 
 
 def encode(document: Any) -> bytes:
@@ -84,8 +94,12 @@ def decode(data: bytes) -> Any:
 
 
 def render(artifacts: Iterable[CachedArtifact]) -> dict[str, bytes]:
-    """Package name → compressed shard bytes."""
-    return {name: encode(doc) for name, doc in group(artifacts).items()}
+    """Package name → compressed shard bytes.
+
+    One shard document at a time: at 100,000 artifacts, every document at
+    once (each record as a dict) would outweigh the cached rows themselves.
+    """
+    return {name: encode(shard_document(rows)) for name, rows in by_package(artifacts).items()}
 
 
 def digest(shard: bytes) -> bytes:
