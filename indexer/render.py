@@ -24,7 +24,11 @@ RUN_EXPORTS_VERSION = 1
 # so changing it rewrites each `.zst` once.
 ZSTD_LEVEL = 16
 _NOT_PRINTABLE_ASCII = re.compile(rb"[^\x20-\x7e]")
-_EXPONENT = re.compile(rb"[0-9]e[-+]?[0-9]")  # floats: orjson writes 1e-7 where json writes 1e-07
+# A float in exponent form (orjson writes 1e-7 where json writes 1e-07). In
+# compact output every number follows `:`, `,` or `[`; looking only there keeps
+# build strings such as "h1e4f0a2b_0" inside filenames from matching (they did,
+# sending every real-sized document through the slow `json` path).
+_EXPONENT = re.compile(rb"[:,\[]-?[0-9]+(?:\.[0-9]+)?e[-+]?[0-9]")
 
 
 def dumps_compact(data: Any) -> bytes:

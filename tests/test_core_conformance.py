@@ -74,7 +74,8 @@ def test_non_ascii_run_exports_escaped_like_json_dumps(tmp_path, run_cli) -> Non
 
 
 @pytest.mark.parametrize(
-    "value", [1.5e-7, 1e20, 2**70, 1.0, -0.0, "1e5", "caf\u00e9", {"nested": [1, 2.5, None, True]}]
+    "value",
+    [1.5e-7, 1e20, -1e-300, [0, 3e100], 2**70, 1.0, -0.0, "1e5", ":1e5", "caf\u00e9", {"n": [1]}],
 )
 def test_dumps_compact_is_json_dumps(value) -> None:
     import json
@@ -83,3 +84,19 @@ def test_dumps_compact_is_json_dumps(value) -> None:
 
     data = {"z": value, "a": [value]}
     assert dumps_compact(data) == json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_build_strings_that_look_like_exponents_stay_on_the_fast_path(monkeypatch) -> None:
+    """Filenames such as `x-1.0-h1e4f0a2b_0.conda` hold digit-e-digit: not a float."""
+    import json
+
+    from indexer import render
+
+    data = {"packages.conda": {"x-1.0-h1e4f0a2b_0.conda": {"run_exports": {"weak": ["x 2e5"]}}}}
+    expected = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+    def slow_path(*args, **kwargs):
+        raise AssertionError("went through json.dumps")
+
+    monkeypatch.setattr(render.json, "dumps", slow_path)
+    assert render.dumps_compact(data) == expected
