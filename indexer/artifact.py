@@ -1,8 +1,10 @@
 """Read the `info` part of one artifact: its index.json record and run_exports.
 
 Only `info/` is ever read. A `.conda` is a zip whose `info-*.tar.zst` member
-conda-package-streaming finds through the zip directory; a `.tar.bz2` is one
-stream that we stop at the first member outside `info/`. Anything wrong with
+is found through the zip directory (a file object that fetches spans, such
+as `s3reader.ArtifactFile`, is told where the member lies, so it fetches it
+in one request); a `.tar.bz2` is one stream that we stop at the first member
+outside `info/`. conda-package-streaming parses the tar streams. Anything wrong with
 the artifact becomes an `UnreadableArtifact` carrying a reason a maintainer
 can act on; a malformed `info/run_exports.json` only makes the run_exports
 unknown, the artifact itself stays indexed.
@@ -10,12 +12,21 @@ unknown, the artifact itself stays indexed.
 
 from __future__ import annotations
 
+import bz2
+import os
 import tarfile
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import orjson
 from conda_package_streaming import package_streaming
+
+try:  # the zstd conda-package-streaming uses (same errors, same reasons as before)
+    from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+except ImportError:
+    from backports import zstd  # type: ignore[no-redef]
 
 from .errors import RunError
 
@@ -77,7 +88,7 @@ def _read_members(filename: str, fileobj: BinaryIO) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     info_bytes = 0
     try:
-        stream = package_streaming.stream_conda_info(filename, fileobj)
+        stream = _info_members(filename, fileobj)
         try:
             for tar, member in stream:
                 if not member.name.startswith("info/"):
@@ -98,6 +109,38 @@ def _read_members(filename: str, fileobj: BinaryIO) -> dict[str, bytes]:
     return found
 
 
+def _info_members(filename: str, fileobj: BinaryIO) -> Iterator[tuple[Any, tarfile.TarInfo]]:
+    """(tar, member) of the info part, as conda-package-streaming's `stream_conda_info`.
+
+    The difference: a `fileobj` with an `expect(start, end)` method learns
+    where the info member lies before it is read (one range GET on S3).
+    """
+    if filename.endswith(".tar.bz2"):
+        return package_streaming.tar_generator(bz2.open(fileobj, mode="rb"))
+    if not filename.endswith(".conda"):
+        raise ValueError("unsupported file extension")
+    # Open a lazy file object (S3) here: zipfile would turn its OSErrors, such as
+    # the FileNotFoundError of an object deleted since the listing, into BadZipFile.
+    fileobj.seek(0, os.SEEK_END)
+    zf = zipfile.ZipFile(fileobj)
+    stem = os.path.basename(filename)[: -len(".conda")]
+    found = [i for i in zf.infolist() if i.filename.startswith(f"info-{stem}")]
+    if not found:
+        raise LookupError(f"didn't find info-{stem} component in {filename}")
+    if len(found) > 1:
+        raise LookupError(f"{len(found)} info-{stem} components in {filename}, expected one")
+    expect = getattr(fileobj, "expect", None)
+    if expect is not None:
+        expect(*_member_span(zf, found[0]))
+    return package_streaming.tar_generator(zstd.open(zf.open(found[0])))
+
+
+def _member_span(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, int]:
+    """Where `member` lies: from its local header to the next member or the directory."""
+    after = [i.header_offset for i in zf.infolist() if i.header_offset > member.header_offset]
+    return member.header_offset, min([*after, zf.start_dir])
+
+
 def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     if not member.isfile():
         raise UnreadableArtifact(f"{member.name} is not a regular file")
@@ -106,7 +149,7 @@ def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     reader = tar.extractfile(member)
     if reader is None:
         raise UnreadableArtifact(f"{member.name} cannot be read")
-    return reader.read(MAX_MEMBER_BYTES + 1)
+    return reader.read(member.size)  # not more: a larger size allocates that much up front
 
 
 def _describe(exc: BaseException) -> str:

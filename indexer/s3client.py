@@ -40,6 +40,7 @@ from tenacity import (
 )
 
 from .errors import RunError, UsageError
+from .s3gets import LazyGets
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -139,8 +140,10 @@ class S3Api:
         self.retries = 0
         self._lock = threading.Lock()
         self._reached = False  # has the endpoint ever answered?
-        self.client = make_client(options)
+        self.client, credentials = build_client(options)
         self.endpoint_url = self.client.meta.endpoint_url
+        # artifact reads: signed GETs without the client's per-request machinery
+        self.gets = LazyGets(self.client, bucket, credentials)
 
     def call(self, operation: str, where: str = "", **params: Any) -> dict[str, Any]:
         """Run the S3 `operation` (e.g. "ListObjectsV2") on this bucket, with retries.
@@ -240,6 +243,15 @@ class S3Api:
 
 def make_client(options: S3Options) -> Any:
     """A boto3 S3 client from the options, the AWS_* variables and the default chain."""
+    return build_client(options)[0]
+
+
+def build_client(options: S3Options) -> tuple[Any, Any]:
+    """`make_client`'s client and the credentials object it signs with (None if none found).
+
+    The credentials are the session's own (botocore caches them per session),
+    so `s3gets` signs with the very object the client refreshes.
+    """
     quiet_libraries()
     if options.addressing_style not in (None, *ADDRESSING_STYLES):
         raise UsageError(
@@ -270,9 +282,10 @@ def make_client(options: S3Options) -> Any:
         response_checksum_validation="when_required",
     )
     try:
-        return session.client("s3", endpoint_url=options.endpoint_url or None, config=config)
+        client = session.client("s3", endpoint_url=options.endpoint_url or None, config=config)
     except ValueError as exc:  # a malformed endpoint URL
         raise UsageError(f"invalid S3 endpoint {options.endpoint_url!r}: {exc}") from None
+    return client, session.get_credentials()
 
 
 def parse_timestamp(value: str) -> datetime:

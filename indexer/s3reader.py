@@ -1,140 +1,248 @@
 """Read an artifact's info part from S3 without downloading the artifact.
 
-conda-package-streaming does the work: for `.conda` its lazy zip reader asks
-for the tail of the file (the zip directory) and then the `info-*.tar.zst`
-member, usually two range GETs in all; for `.tar.bz2` one streamed GET that
-`artifact.read_info` stops at the first member outside `info/`.
+A `.conda` is a zip whose directory sits at its end: one suffix range GET
+(`bytes=-10240`) brings the directory and, for most packages, the
+`info-*.tar.zst` member with it. `_ZipTail` serves those bytes to `zipfile`
+from memory; a part it lacks (an info member that starts before the tail)
+comes with one more range GET for that member's span, which `artifact`
+announces through `expect` once it has read the directory. No temporary
+file, and usually one request. A `.tar.bz2` (or a whole artifact read for
+checksums) is one streamed GET that resumes by range if it breaks.
 
-What this module adds is the edge around it: each request goes through the
-retry policy (range answers are small and read whole inside it; the one
-stream resumes where it broke), the ETag of the first answer pins the object
-(`If-Match`) so a replacement during the read is a `Conflict`, not a splice
-of two versions, and every byte fetched is counted.
+Every request goes through the retry policy (range answers are small and are
+read whole inside it), is pinned to the listing's ETag (`If-Match`; without
+one, to the ETag of the first answer) so that a replacement during the read
+is a `Conflict`, never a splice of two versions, and every byte fetched is
+counted. The requests themselves are `S3Api.gets` (see `s3gets`).
 
-The file object opens lazily, on the first read, so that whatever the
-artifact's bytes make fail happens inside `read_info`, which turns it into an
+The file object opens lazily, on first use, so that whatever the artifact's
+bytes make fail happens inside `read_info`, which turns it into an
 "unreadable" reason; storage failures stay `RunError`s.
 """
 
 from __future__ import annotations
 
+import errno
 import io
+import logging
 import zipfile
-from contextlib import closing
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import botocore.exceptions as bex
-from conda_package_streaming.s3 import ResponseFacade, SessionFacade
-from conda_package_streaming.url import conda_reader_for_url
 
 from .errors import Conflict, RunError
 from .s3client import BROKEN_TRANSFER, ObjectMissing, PreconditionFailed, S3Api, error_code
+from .s3gets import Answer
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_RESUMES = 5  # a .tar.bz2 stream broken more often than this fails the run
+TAIL_BYTES = 10 * 1024  # the first GET of a .conda: its directory, often its info member
+MIN_FETCH = 64 * 1024  # a read outside what we hold fetches at least this much
+MAX_FETCH = 8 * 1024 * 1024  # and at most this much (memory per reader stays bounded)
+EMPTY = "File is not a zip file (the object is empty)"
 
 
-class _Session(SessionFacade):
-    """conda-package-streaming's S3 session, with retries, ETag pinning and counting."""
+class _Pinned:
+    """The requests for one object: retried, pinned to one ETag, counted."""
 
-    def __init__(self, api: S3Api, key: str, etag: str | None = None) -> None:
-        super().__init__(api.client, api.bucket, key)
+    def __init__(self, api: S3Api, key: str, etag: str | None) -> None:
         self.api = api
+        self.key = key
         self.etag = etag  # the listing's ETag, so even the first GET is If-Match
+        self.where = f"s3://{api.bucket}/{key}"
         self.bytes_fetched = 0
         self.requests = 0
-        self.stream: _ResumableBody | None = None
 
-    def get(self, url: str, *, headers: dict | None = None, stream: bool = True) -> ResponseFacade:
-        byte_range = (headers or {}).get("Range")
-        if byte_range is None:
-            self.stream = _ResumableBody(self)
-            return self.stream.first_response()
-        return self._get_range(byte_range)
-
-    def request(self, **params: Any) -> dict[str, Any]:
-        """GetObject for this key, pinned to the ETag seen first (body not read)."""
-        if self.etag is not None:
-            params["IfMatch"] = self.etag
+    def send(self, byte_range: str | None) -> Answer:
+        """One GET (body not read), pinned to the ETag seen first."""
         self.requests += 1
-        response = self.client.get_object(Bucket=self.bucket, Key=self.key, **params)
-        self.etag = self.etag or response.get("ETag")
-        return response
+        log.debug("GET %s%s", self.where, f" ({byte_range})" if byte_range else "")
+        answer = self.api.gets.get(self.key, byte_range=byte_range, if_match=self.etag)
+        self.etag = self.etag or answer.etag
+        return answer
 
-    def _get_range(self, byte_range: str) -> ResponseFacade:
-        def fetch() -> dict[str, Any]:
-            try:
-                response = self.request(Range=byte_range)
-            except bex.ClientError as exc:
-                if error_code(exc)[0] == "InvalidRange":  # a suffix range of an empty object
-                    empty = zipfile.BadZipFile("File is not a zip file (the object is empty)")
-                    raise empty from None
-                raise
-            with closing(response["Body"]) as body:  # not `with Body`: see S3Store.read_with_token
-                data = body.read()
-            self.bytes_fetched += len(data)
-            return {**response, "Body": io.BytesIO(data)}
-
-        return ResponseFacade(self.call(fetch))
-
-    def call(self, fn: Any) -> Any:
+    def call(self, fn: Callable[[], T]) -> T:
+        """`fn` under the retry policy; a vanished object or a replaced one raise as such."""
         try:
-            return self.api.retrying(fn, "GetObject", f"s3://{self.bucket}/{self.key}")
+            return self.api.retrying(fn, "GetObject", self.where)
         except ObjectMissing:
             raise FileNotFoundError(self.key) from None
         except PreconditionFailed:
             raise Conflict(self.key) from None
 
+    def fetch(self, byte_range: str) -> tuple[Answer, bytes]:
+        """One range GET, its body read whole inside the retry policy."""
 
-class _ResumableBody(io.RawIOBase):
-    """The one streamed GET of a `.tar.bz2`; resumes by range after a broken connection."""
+        def once() -> tuple[Answer, bytes]:
+            try:
+                answer = self.send(byte_range)
+            except bex.ClientError as exc:
+                if error_code(exc)[0] == "InvalidRange":  # a suffix range of an empty object
+                    raise zipfile.BadZipFile(EMPTY) from None
+                raise
+            try:
+                if answer.status != 206 and _length(answer) > TAIL_BYTES:
+                    raise RunError(
+                        f"{self.where}: the store answered a range request with the whole "
+                        f"object (HTTP {answer.status}); range reads are needed"
+                    )
+                data = answer.body.read()
+            finally:
+                answer.body.close()
+            self.bytes_fetched += len(data)
+            return answer, data
 
-    def __init__(self, session: _Session) -> None:
+        return self.call(once)
+
+
+def _length(answer: Answer) -> int:
+    value = answer.headers.get("content-length")
+    return int(value) if value is not None else 1 << 62
+
+
+def _content_range(answer: Answer, data: bytes, where: str) -> tuple[int, int]:
+    """(first byte, total size) of a range answer; a 200 is the whole object."""
+    if answer.status != 206:
+        return 0, len(data)
+    value = answer.headers.get("content-range") or ""
+    unit, _, rest = value.partition(" ")
+    span, _, total = rest.partition("/")
+    first, _, last = span.partition("-")
+    if unit != "bytes" or not (first.isdigit() and last.isdigit() and total.isdigit()):
+        raise RunError(f"{where}: unexpected Content-Range {value!r} in a range answer")
+    if int(last) - int(first) + 1 != len(data):
+        raise RunError(f"{where}: Content-Range {value!r} does not match the {len(data)} bytes")
+    return int(first), int(total)
+
+
+class _ZipTail(io.RawIOBase):
+    """A seekable view of a `.conda` in S3: its tail in memory, other spans fetched by range.
+
+    Reads are always complete (as `zipfile` expects of a file): bytes this
+    object lacks are fetched with a pinned range GET, the span `expect`ed
+    when the read falls in it (the info member: one request), otherwise
+    64 KiB or what was asked for, and never more than 8 MiB at once. Besides
+    the tail it keeps only the last span fetched.
+    """
+
+    def __init__(self, pinned: _Pinned) -> None:
         super().__init__()
-        self.session = session
-        self.position = 0
-        self.resumes = 0
-        self.body: Any = None
+        self.pinned = pinned
+        answer, tail = pinned.fetch(f"bytes=-{TAIL_BYTES}")
+        first, self.size = _content_range(answer, tail, pinned.where)
+        if first + len(tail) != self.size:
+            raise RunError(f"{pinned.where}: the tail read did not end at the object's end")
+        self.tail_start, self.tail = first, tail
+        self.window_start, self.window = 0, b""
+        self.hint = (0, 0)
+        self.pos = 0
 
-    def first_response(self) -> ResponseFacade:
-        response = self.session.call(self.session.request)
-        self.body = response["Body"]
-        return ResponseFacade({**response, "Body": self})
+    def expect(self, start: int, end: int) -> None:
+        """The caller will read [start, end) next: fetch it in one request if it must."""
+        self.hint = (max(0, start), min(self.size, end))
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:  # as a file does (zipfile relies on OSError here)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        self.pos = base + offset
+        return self.pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self.pos + size)
+        parts: list[bytes] = []
+        while self.pos < end:
+            chunk = self._held(self.pos, end) or self._fetch(self.pos, end)
+            parts.append(chunk)
+            self.pos += len(chunk)
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
     def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer)
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _held(self, start: int, end: int) -> bytes:
+        """The bytes from `start` (up to `end`) that we already hold, or b""."""
+        for first, data in ((self.tail_start, self.tail), (self.window_start, self.window)):
+            if first <= start < first + len(data):
+                return data[start - first : end - first]
+        return b""
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        # Only bytes before the tail are ever missing (the tail runs to the end).
+        hint_start, hint_end = self.hint
+        stop = max(end, hint_end if hint_start <= start < hint_end else start + MIN_FETCH)
+        stop = min(stop, start + MAX_FETCH, self.tail_start)
+        answer, data = self.pinned.fetch(f"bytes={start}-{stop - 1}")
+        first, total = _content_range(answer, data, self.pinned.where)
+        if (first, total) != (start, self.size) or not data:
+            raise RunError(f"{self.pinned.where}: a range answer did not hold the bytes asked for")
+        self.window_start, self.window = start, data
+        return data[: end - start]
+
+
+class _ResumableBody(io.RawIOBase):
+    """One streamed GET of a whole artifact; resumes by range after a broken connection."""
+
+    def __init__(self, pinned: _Pinned) -> None:
+        super().__init__()
+        self.pinned = pinned
+        self.position = 0
+        self.resumes = 0
+        self.body: Any = pinned.call(lambda: pinned.send(None)).body
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
         while True:
             try:
-                data = self.body.read(len(view))
+                data = self.body.read(size) if size >= 0 else self.body.read()
                 break
             except BROKEN_TRANSFER as exc:  # reset, timed out or cut short: resume
                 self._resume(exc)
-        view[: len(data)] = data
         self.position += len(data)
-        self.session.bytes_fetched += len(data)
+        self.pinned.bytes_fetched += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
         return len(data)
 
     def _resume(self, exc: BaseException) -> None:
+        pinned = self.pinned
         self.resumes += 1
         if self.resumes > MAX_RESUMES:
             raise RunError(
-                f"reading s3://{self.session.bucket}/{self.session.key} broke off "
-                f"{MAX_RESUMES} times ({type(exc).__name__}); the connection to the store "
-                "is unreliable"
+                f"reading {pinned.where} broke off {MAX_RESUMES} times ({type(exc).__name__}); "
+                "the connection to the store is unreliable"
             ) from None
-        self.session.api.count_retry()
-        self._close_body()
-        response = self.session.call(lambda: self.session.request(Range=f"bytes={self.position}-"))
-        self.body = response["Body"]
-
-    def _close_body(self) -> None:
-        if self.body is not None:
-            self.body.close()  # unread data: the connection is dropped, not drained
+        pinned.api.count_retry()
+        self.body.close()  # unread data: the connection is dropped, not drained
+        answer = pinned.call(lambda: pinned.send(f"bytes={self.position}-"))
+        if answer.status != 206:
+            answer.body.close()
+            raise RunError(f"{pinned.where}: the store ignored the range of a resumed read")
+        self.body = answer.body
 
     def close(self) -> None:
-        self._close_body()
+        if not self.closed:
+            self.body.close()
         super().close()
 
 
@@ -142,32 +250,37 @@ class ArtifactFile:
     """A read-only file object over one artifact in S3, opened on first use.
 
     How it opens depends on how it is first used: a reader that seeks first
-    (the zip reader of a `.conda`) gets conda-package-streaming's range
-    reader; one that reads first (a `.tar.bz2`, or hashing a whole artifact
-    for shard checksums) gets one streamed GET, never one request per chunk.
-    `bytes_read` counts the bytes actually fetched from the store.
+    (the zip reader of a `.conda`) gets `_ZipTail`; one that reads first (a
+    `.tar.bz2`, or hashing a whole artifact for shard checksums) gets one
+    streamed GET, never one request per chunk. `bytes_read` counts the bytes
+    actually fetched from the store, `requests` the GETs made.
     """
 
     def __init__(self, api: S3Api, key: str, name: str, etag: str | None = None) -> None:
-        self._session = _Session(api, key, etag)
+        self._pinned = _Pinned(api, key, etag)
         self._name = name
-        self._file: Any = None
+        self._file: _ZipTail | _ResumableBody | None = None
 
-    def _open(self, *, seeking: bool) -> Any:
+    def _open(self, *, seeking: bool) -> _ZipTail | _ResumableBody:
         if self._file is None:
-            if seeking or not self._name.endswith(".conda"):
-                _, self._file = conda_reader_for_url(self._name, self._session)  # type: ignore[arg-type]
+            if seeking and self._name.endswith(".conda"):
+                self._file = _ZipTail(self._pinned)
             else:
-                self._file = self._session.get(self._name).raw
+                self._file = _ResumableBody(self._pinned)
         return self._file
 
     @property
     def bytes_read(self) -> int:
-        return self._session.bytes_fetched
+        return self._pinned.bytes_fetched
 
     @property
     def requests(self) -> int:
-        return self._session.requests
+        return self._pinned.requests
+
+    def expect(self, start: int, end: int) -> None:
+        """Announce the span read next (the info member of a `.conda`)."""
+        if isinstance(self._file, _ZipTail):
+            self._file.expect(start, end)
 
     def read(self, size: int = -1) -> bytes:
         return self._open(seeking=False).read(size)
@@ -187,8 +300,6 @@ class ArtifactFile:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-        if self._session.stream is not None:
-            self._session.stream.close()
 
     @property
     def closed(self) -> bool:

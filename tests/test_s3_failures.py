@@ -204,7 +204,7 @@ def test_a_broken_tar_bz2_stream_resumes_where_it_stopped(
     store = S3Store(f"s3://{bucket}", S3Options(endpoint_url=aws_env.endpoint_url))
     with store.open_artifact("noarch", art.name) as fileobj:
         head = fileobj.read(100)
-        stream = fileobj._session.stream
+        stream = fileobj._file  # the streamed GET (s3reader._ResumableBody)
         stream.body.close()  # the connection drops under the reader
         stream.body = _Breaking(stream.body)
         rest = fileobj.read()
