@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,6 +195,36 @@ class Cache:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM artifacts ORDER BY filename")
         wanted = None if names is None else set(names)
         return [_row(r) for r in rows if wanted is None or r[0] in wanted]
+
+    def packages(self) -> Iterator[list[CachedArtifact]]:
+        """Readable artifacts one package at a time: by record name, then filename.
+
+        Streamed from SQLite, so rendering 100,000 artifacts never holds more
+        than one package's rows. SQLite orders TEXT by its UTF-8 bytes, which is
+        the order of Python's `sorted` on the same strings.
+        """
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS}, json_extract(record, '$.name') AS package FROM artifacts "
+            "WHERE error IS NULL AND record IS NOT NULL ORDER BY package, filename"
+        )
+        group: list[CachedArtifact] = []
+        current = None
+        for r in rows:
+            if r[-1] != current and group:
+                yield group
+                group = []
+            current = r[-1]
+            group.append(_row(r))
+        if group:
+            yield group
+
+    def missing_checksums(self) -> list[CachedArtifact]:
+        """Readable artifacts whose md5 or sha256 is not known yet, by filename."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM artifacts WHERE error IS NULL "
+            "AND (md5 IS NULL OR sha256 IS NULL) ORDER BY filename"
+        )
+        return [_row(r) for r in rows]
 
     def published(self) -> dict[str, tuple[str, str]]:
         """path → (token, sha256) of outputs this tool last wrote."""

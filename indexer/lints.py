@@ -43,28 +43,44 @@ def lint_subdir(
     subdir (default: those in `artifacts`), for patches naming missing ones.
     """
     rows = [a for a in artifacts if a.readable and a.record]
-    by_name = {a.filename: a for a in rows}
     by_package: dict[str, list[CachedArtifact]] = {}  # so each lookup scans one package only
     for a in rows:
         by_package.setdefault(a.record["name"], []).append(a)
-    lints: list[Lint] = []
     touched = set(touched)
     if instructions is not None:
-        touched |= {f for f in by_name if instructions.fixes_for(f)}
-    for filename in sorted(touched):
-        row = by_name.get(filename)
-        if row is None or row.run_exports is None:
+        touched |= {a.filename for a in rows if instructions.fixes_for(a.filename)}
+    lints: list[Lint] = []
+    for package in by_package.values():
+        lints += lint_package(package, touched)
+    if instructions is not None:
+        names = {a.filename for a in rows} if present is None else present
+        lints += patch_target_lints(instructions, names)
+    return sorted(lints, key=sort_key)
+
+
+def lint_package(rows: list[CachedArtifact], touched: set[str]) -> list[Lint]:
+    """Lints of the touched artifacts among `rows`, every readable build of one package."""
+    lints: list[Lint] = []
+    for row in rows:
+        if row.filename not in touched or row.run_exports is None:
             continue
         lints += _spec_lints(row)
-        previous = previous_build(row, by_package[row.record["name"]])
+        previous = previous_build(row, rows)
         if previous is not None:
             lints += _dropped_lints(row, previous)
-    if instructions is not None:
-        lints += [
-            Lint(name, UNKNOWN_PATCH_TARGET, f"the patch names {name}, which is not in the channel")
-            for name in unknown_targets(instructions, by_name if present is None else present)
-        ]
-    return sorted(lints, key=lambda lint: (lint.filename, lint.kind, lint.message))
+    return lints
+
+
+def patch_target_lints(instructions: PatchInstructions, present: Iterable[str]) -> list[Lint]:
+    """A lint for every artifact the patch instructions name that is not in the subdir."""
+    return [
+        Lint(name, UNKNOWN_PATCH_TARGET, f"the patch names {name}, which is not in the channel")
+        for name in unknown_targets(instructions, present)
+    ]
+
+
+def sort_key(lint: Lint) -> tuple[str, str, str]:
+    return (lint.filename, lint.kind, lint.message)
 
 
 def _specs(run_exports: dict[str, Any]) -> Iterable[tuple[str, str]]:

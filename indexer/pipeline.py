@@ -19,10 +19,10 @@ from . import __version__, diff, render
 from .cache import Cache
 from .cachehome import CacheHome
 from .errors import Conflict, UsageError
-from .lints import lint_subdir
-from .patches import PatchInstructions, apply_patches
+from .patches import PatchInstructions
 from .publish import Output, ours, publish
 from .reading import read_and_cache
+from .renderpass import patched_view, render_subdir
 from .repodata import REPODATA_JSON
 from .report import LintFinding, Problem, RunReport, SubdirReport
 from .settled import Settled, fingerprint
@@ -219,26 +219,22 @@ def _one_pass(
         )
         shard_stage.fill_checksums(plan, report)
 
-    current = {a.filename: a for a in cache.artifacts()}
+    cached = cache.states()
     report.listed = len(artifacts)
-    report.new += [e.name for e in plan.new if e.name in current]
-    report.changed += [e.name for e in plan.changed if e.name in current]
+    report.new += [e.name for e in plan.new if e.name in cached]
+    report.changed += [e.name for e in plan.changed if e.name in cached]
     report.removed += plan.removed
     report.unchanged = len(artifacts) - len(set(report.new) | set(report.changed))
-    report.unreadable = [Problem(a.filename, a.error) for a in current.values() if a.error]
-    report.run_exports_unknown = [
-        Problem(a.filename, a.run_exports_error)
-        for a in current.values()
-        if a.readable and a.run_exports_error
-    ]
+    _report_problems(cache, report)
 
     report.warnings = _stale_outputs(listing, options, subdir)
-    view = apply_patches(current.values(), instructions)  # what clients see
-    document = render.run_exports_document(subdir, view)
+    touched = set(report.new) | set(report.changed)  # over every pass
+    rendered = render_subdir(cache, subdir, touched, instructions, with_shards=options.shards)
+    document = rendered.document  # what clients see
     data = render.dumps_compact(document)
     outputs = _run_exports_outputs(subdir, "run_exports.json", data)
     if instructions is not None:  # the unpatched view, as conda-index's *_from_packages
-        unpatched = render.run_exports_json(subdir, current.values())
+        unpatched = render.run_exports_json(subdir, cache.artifacts())
         outputs += _run_exports_outputs(subdir, "run_exports_from_packages.json", unpatched)
     if "document" not in baseline:  # a redo compares with what clients saw at the start
         path = f"{subdir}/run_exports.json"
@@ -247,20 +243,15 @@ def _one_pass(
         report.run_exports_changes = []
     else:
         report.run_exports_changes = diff.diff_run_exports(baseline["document"], document)
-    touched = set(report.new) | set(report.changed)  # over every pass
-    report.lints = [
-        LintFinding(lint.filename, lint.kind, lint.message)
-        for lint in lint_subdir(view, touched, instructions, present=current)
-    ]
+    report.lints = [LintFinding(x.filename, x.kind, x.message) for x in rendered.lints]
     if shard_stage is not None:
-        outputs += shard_stage.outputs(view)
-    states = {a.filename: (a.size, a.token) for a in current.values()}
-    del current, view  # every row: publishing (zstd) needs the memory more
+        outputs += shard_stage.outputs(rendered.shards, lambda: patched_view(cache, instructions))
+    del rendered  # the shards' bytes live on in `outputs`
     publish(store, cache, outputs, listed, dry_run=options.read_only, written=report.uploaded)
     if shard_stage is not None:
         shard_stage.finish(report)
     if not options.read_only:
-        stamp = None if instructions is not None else _stamp(subdir, states, options)
+        stamp = None if instructions is not None else _stamp(subdir, cached, options)
         if cache.meta(PUBLISHED_FROM) != stamp:  # an unchanged cache file is not uploaded
             cache.set_meta(PUBLISHED_FROM, stamp)
         return _settle(cache, subdir, stamp, options)
@@ -323,12 +314,17 @@ def _report_unchanged(
     """The report of a pass that found everything as published (what rendering would say)."""
     report.listed = len(artifacts)
     report.unchanged = len(artifacts)
+    _report_problems(cache, report)
+    report.warnings = _stale_outputs(listing, options, subdir)
+
+
+def _report_problems(cache: Cache, report: SubdirReport) -> None:
+    """Unreadable artifacts and unknown run_exports, from the cache, by filename."""
     problems = cache.problems()
     report.unreadable = [Problem(name, error) for name, error, _ in problems if error]
     report.run_exports_unknown = [
         Problem(name, unknown) for name, error, unknown in problems if not error and unknown
     ]
-    report.warnings = _stale_outputs(listing, options, subdir)
 
 
 def _stale_outputs(listing: list[Entry], options: Options, subdir: str) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import checksums, repodata, shards
@@ -103,7 +103,7 @@ class ShardStage:
             self.store,
             self.cache,
             self.subdir,
-            self.cache.artifacts(),
+            self.cache.missing_checksums(),
             listed=self.entries,
             distrust={e.name for e in plan.changed},
             jobs=self.jobs,
@@ -114,10 +114,16 @@ class ShardStage:
         report.bytes_read += stats.full_read_bytes
 
     # -- outputs ------------------------------------------------------------------
-    def outputs(self, rows: Iterable[CachedArtifact]) -> list[Output]:
-        """Missing shards (immutable, first), then the index, then repodata if asked."""
-        rows = list(rows)
-        rendered = shards.render(rows)
+    def outputs(
+        self,
+        rendered: Mapping[str, bytes],
+        rows: Callable[[], Iterable[CachedArtifact]],
+    ) -> list[Output]:
+        """Missing shards (immutable, first), then the index, then repodata if asked.
+
+        `rendered` maps package name → shard bytes (`shards.render`); `rows`
+        gives every artifact as clients see it, called only for repodata.json.
+        """
         hashes = {name: shards.digest(data) for name, data in rendered.items()}
         self.previous = self._read_previous()
         index = shards.index_document(self.subdir, hashes, "")
@@ -141,7 +147,7 @@ class ShardStage:
                     )
         out.append(Output(self.index_path, shards.encode(index), MSGPACK_ZSTD_TYPE))
         if self.write_repodata:
-            document = repodata.repodata_json(self.subdir, rows)
+            document = repodata.repodata_json(self.subdir, rows())
             path = f"{self.subdir}/{repodata.REPODATA_JSON}"
             out += [Output(path, document), zst_output(f"{path}.zst", document)]
         return out
