@@ -73,11 +73,6 @@ def shard_document(artifacts: Iterable[CachedArtifact]) -> dict[str, dict[str, A
     return shard
 
 
-def group(artifacts: Iterable[CachedArtifact]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Package name → shard document, for every readable artifact with checksums."""
-    return {name: shard_document(rows) for name, rows in by_package(artifacts).items()}
-
-
 def encode(document: Any) -> bytes:
     """msgpack (bin type for bytes), then zstd with the content size recorded."""
     packed = msgpack.packb(_sorted(document), use_bin_type=True)
@@ -91,15 +86,6 @@ def decode(data: bytes) -> Any:
     if len(packed) > MAX_DECODED_BYTES:
         raise ValueError("decompressed size over the limit")
     return msgpack.unpackb(packed, raw=False, strict_map_key=False)
-
-
-def render(artifacts: Iterable[CachedArtifact]) -> dict[str, bytes]:
-    """Package name → compressed shard bytes.
-
-    One shard document at a time: at 100,000 artifacts, every document at
-    once (each record as a dict) would outweigh the cached rows themselves.
-    """
-    return {name: encode(shard_document(rows)) for name, rows in by_package(artifacts).items()}
 
 
 def digest(shard: bytes) -> bytes:

@@ -121,7 +121,7 @@ class ShardStage:
     ) -> list[Output]:
         """Missing shards (immutable, first), then the index, then repodata if asked.
 
-        `rendered` maps package name → shard bytes (`shards.render`); `rows`
+        `rendered` maps package name → shard bytes (`renderpass`); `rows`
         gives every artifact as clients see it, called only for repodata.json.
         """
         hashes = {name: shards.digest(data) for name, data in rendered.items()}
