@@ -100,7 +100,9 @@ def warm_up(aws_env: S3Endpoint, bucket: str, store: S3Store) -> None:
     data = conda("warm-1.0-0", [("info/index.json", index_json("warm"))])
     etag = put(aws_env, bucket, "warm-1.0-0.conda", data)
     read(store, "warm-1.0-0.conda", etag)
-    assert isinstance(store.api.gets._chosen, SignedGets)
+    chosen = store.api.gets._chosen
+    assert isinstance(chosen, SignedGets)
+    assert chosen.pool is not None  # the client's urllib3 pool, used directly
 
 
 # -- SigV4 ----------------------------------------------------------------------
