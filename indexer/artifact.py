@@ -16,7 +16,7 @@ import bz2
 import os
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -28,6 +28,7 @@ try:  # the zstd conda-package-streaming uses (same errors, same reasons as befo
 except ImportError:
     from backports import zstd  # type: ignore[no-redef]
 
+from . import infotar
 from .errors import RunError
 
 INDEX_JSON = "info/index.json"
@@ -37,6 +38,8 @@ WANTED = frozenset({INDEX_JSON, RUN_EXPORTS_JSON})
 MAX_MEMBER_BYTES = 16 * 1024 * 1024
 # Nor time: an info part this large (decompressed) is not a real package's.
 MAX_INFO_BYTES = 512 * 1024 * 1024
+# A .conda info tar up to this size (compressed and not) is decompressed whole.
+SMALL_INFO_BYTES = 4 * 1024 * 1024
 # index.json fields that do not belong in repodata (as conda-index drops them).
 DROPPED_FIELDS = frozenset(
     {
@@ -84,41 +87,70 @@ def read_info(filename: str, fileobj: BinaryIO, size: int) -> ArtifactInfo:
 
 
 def _read_members(filename: str, fileobj: BinaryIO) -> dict[str, bytes]:
-    """The wanted info members' bytes, reading as little as possible."""
-    found: dict[str, bytes] = {}
-    info_bytes = 0
+    """The wanted info members' bytes, reading as little as possible.
+
+    A `.conda`'s info tar, when small (nearly always), is decompressed whole
+    and read by `infotar`; when that parser meets anything it does not read
+    exactly as tarfile does, tarfile reads it from the start, streaming.
+    """
     try:
-        stream = _info_members(filename, fileobj)
+        if filename.endswith(".tar.bz2"):
+            bz2_file = bz2.open(fileobj, mode="rb")  # noqa: SIM115 (fileobj is the caller's)
+            stream = package_streaming.tar_generator(bz2_file)
+        elif filename.endswith(".conda"):
+            zf, member = _conda_info(filename, fileobj)
+            data = _small_info(zf, member)
+            if data is not None:
+                try:
+                    return _collect(
+                        (m.name, m.size, m.isfile, lambda m=m: data[m.offset : m.offset + m.size])
+                        for m in infotar.members(data)
+                    )
+                except infotar.NotPlain:
+                    pass
+            stream = package_streaming.tar_generator(zstd.open(zf.open(member)))
+        else:
+            raise ValueError("unsupported file extension")
         try:
-            for tar, member in stream:
-                if not member.name.startswith("info/"):
-                    break  # .tar.bz2: the package files start; info is behind us
-                info_bytes += member.size
-                if info_bytes > MAX_INFO_BYTES:
-                    raise UnreadableArtifact(f"info part larger than {MAX_INFO_BYTES // 2**20} MiB")
-                if member.name in WANTED and member.name not in found:
-                    found[member.name] = _member_bytes(tar, member)
-                    if len(found) == len(WANTED):
-                        break
+            return _collect(
+                (m.name, m.size, m.isfile(), lambda tar=tar, m=m: _extract(tar, m))
+                for tar, m in stream
+            )
         finally:
             stream.close()
     except (UnreadableArtifact, RunError, FileNotFoundError):
         raise  # storage failures and vanished objects are the run's business, not the artifact's
     except Exception as exc:  # zip, zstd, bz2 and tar errors come in many types
         raise UnreadableArtifact(_describe(exc)) from None
+
+
+def _collect(members: Iterable[tuple[str, int, bool, Callable[[], bytes]]]) -> dict[str, bytes]:
+    """From (name, size, is a regular file, read its data): the wanted members' bytes."""
+    found: dict[str, bytes] = {}
+    info_bytes = 0
+    for name, size, isfile, read in members:
+        if not name.startswith("info/"):
+            break  # .tar.bz2: the package files start; info is behind us
+        info_bytes += size
+        if info_bytes > MAX_INFO_BYTES:
+            raise UnreadableArtifact(f"info part larger than {MAX_INFO_BYTES // 2**20} MiB")
+        if name in WANTED and name not in found:
+            if not isfile:
+                raise UnreadableArtifact(f"{name} is not a regular file")
+            if size > MAX_MEMBER_BYTES:
+                raise UnreadableArtifact(f"{name} is {size} bytes, over the limit")
+            found[name] = read()
+            if len(found) == len(WANTED):
+                break
     return found
 
 
-def _info_members(filename: str, fileobj: BinaryIO) -> Iterator[tuple[Any, tarfile.TarInfo]]:
-    """(tar, member) of the info part, as conda-package-streaming's `stream_conda_info`.
+def _conda_info(filename: str, fileobj: BinaryIO) -> tuple[zipfile.ZipFile, zipfile.ZipInfo]:
+    """The zip and its `info-*` member (as conda-package-streaming finds it).
 
-    The difference: a `fileobj` with an `expect(start, end)` method learns
-    where the info member lies before it is read (one range GET on S3).
+    A `fileobj` with an `expect(start, end)` method learns where the member
+    lies before it is read (one range GET on S3).
     """
-    if filename.endswith(".tar.bz2"):
-        return package_streaming.tar_generator(bz2.open(fileobj, mode="rb"))
-    if not filename.endswith(".conda"):
-        raise ValueError("unsupported file extension")
     # Open a lazy file object (S3) here: zipfile would turn its OSErrors, such as
     # the FileNotFoundError of an object deleted since the listing, into BadZipFile.
     fileobj.seek(0, os.SEEK_END)
@@ -132,7 +164,23 @@ def _info_members(filename: str, fileobj: BinaryIO) -> Iterator[tuple[Any, tarfi
     expect = getattr(fileobj, "expect", None)
     if expect is not None:
         expect(*_member_span(zf, found[0]))
-    return package_streaming.tar_generator(zstd.open(zf.open(found[0])))
+    return zf, found[0]
+
+
+def _small_info(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes | None:
+    """The whole decompressed info tar when it is small and sound, else None (stream it)."""
+    if member.compress_size > SMALL_INFO_BYTES:
+        return None
+    try:
+        with zf.open(member) as raw:
+            compressed = raw.read()
+        decompressor = zstd.ZstdDecompressor()
+        data = decompressor.decompress(compressed, max_length=SMALL_INFO_BYTES + 1)
+    except Exception:
+        return None  # the streaming path gives the verdict
+    if len(data) > SMALL_INFO_BYTES or not decompressor.eof or decompressor.unused_data:
+        return None
+    return data
 
 
 def _member_span(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, int]:
@@ -141,11 +189,7 @@ def _member_span(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, int
     return member.header_offset, min([*after, zf.start_dir])
 
 
-def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    if not member.isfile():
-        raise UnreadableArtifact(f"{member.name} is not a regular file")
-    if member.size > MAX_MEMBER_BYTES:
-        raise UnreadableArtifact(f"{member.name} is {member.size} bytes, over the limit")
+def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     reader = tar.extractfile(member)
     if reader is None:
         raise UnreadableArtifact(f"{member.name} cannot be read")
