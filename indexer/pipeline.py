@@ -246,12 +246,14 @@ def _one_pass(
     report.lints = [LintFinding(x.filename, x.kind, x.message) for x in rendered.lints]
     if shard_stage is not None:
         outputs += shard_stage.outputs(rendered.shards, lambda: patched_view(cache, instructions))
-    del rendered  # the shards' bytes live on in `outputs`
+    stamp = None if instructions is not None else _stamp(subdir, cached, options)
+    # Publishing (zstd) wants the memory more: the shards' bytes live on in
+    # `outputs`, the document in `baseline` only while it is what clients see.
+    del rendered, document, cached
     publish(store, cache, outputs, listed, dry_run=options.read_only, written=report.uploaded)
     if shard_stage is not None:
         shard_stage.finish(report)
     if not options.read_only:
-        stamp = None if instructions is not None else _stamp(subdir, cached, options)
         if cache.meta(PUBLISHED_FROM) != stamp:  # an unchanged cache file is not uploaded
             cache.set_meta(PUBLISHED_FROM, stamp)
         return _settle(cache, subdir, stamp, options)
