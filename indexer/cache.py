@@ -86,6 +86,19 @@ class CachedArtifact:
         return self.error is None
 
 
+def by_package(artifacts: Iterable[CachedArtifact]) -> dict[str, list[CachedArtifact]]:
+    """Package name → its readable artifacts with a record, by filename; names sorted.
+
+    The in-memory form of `Cache.packages()`, for rows that are not (or no
+    longer) what the cache holds, such as a patched view.
+    """
+    rows: dict[str, list[CachedArtifact]] = {}
+    for artifact in sorted(artifacts, key=lambda a: a.filename):
+        if artifact.readable and artifact.record:
+            rows.setdefault(artifact.record["name"], []).append(artifact)
+    return dict(sorted(rows.items()))
+
+
 _COLUMNS = "filename, size, token, record, run_exports, run_exports_error, error, md5, sha256"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from rattler import MatchSpec, Version, VersionSpec
 
-from .cache import CachedArtifact
+from .cache import CachedArtifact, by_package
 from .patches import PatchInstructions, unknown_targets
 
 DROPPED = "dropped-run-exports"
@@ -42,20 +42,33 @@ def lint_subdir(
     patched artifacts are added to them. `present` is every filename in the
     subdir (default: those in `artifacts`), for patches naming missing ones.
     """
-    rows = [a for a in artifacts if a.readable and a.record]
-    by_package: dict[str, list[CachedArtifact]] = {}  # so each lookup scans one package only
-    for a in rows:
-        by_package.setdefault(a.record["name"], []).append(a)
+    groups = by_package(artifacts)
+    names = {a.filename for rows in groups.values() for a in rows}
+    touched = with_patched(touched, instructions, names)
+    lints = [lint for rows in groups.values() for lint in lint_package(rows, touched)]
+    return finish(lints, instructions, names if present is None else present)
+
+
+def with_patched(
+    touched: Iterable[str], instructions: PatchInstructions | None, present: Iterable[str]
+) -> set[str]:
+    """`touched` and every present artifact the patch instructions fix."""
     touched = set(touched)
     if instructions is not None:
-        touched |= {a.filename for a in rows if instructions.fixes_for(a.filename)}
-    lints: list[Lint] = []
-    for package in by_package.values():
-        lints += lint_package(package, touched)
+        touched |= {name for name in present if instructions.fixes_for(name)}
+    return touched
+
+
+def finish(
+    lints: list[Lint], instructions: PatchInstructions | None, present: Iterable[str]
+) -> list[Lint]:
+    """The lints of every package, plus patches naming absent artifacts, sorted."""
     if instructions is not None:
-        names = {a.filename for a in rows} if present is None else present
-        lints += patch_target_lints(instructions, names)
-    return sorted(lints, key=sort_key)
+        lints = lints + [
+            Lint(name, UNKNOWN_PATCH_TARGET, f"the patch names {name}, which is not in the channel")
+            for name in unknown_targets(instructions, present)
+        ]
+    return sorted(lints, key=lambda lint: (lint.filename, lint.kind, lint.message))
 
 
 def lint_package(rows: list[CachedArtifact], touched: set[str]) -> list[Lint]:
@@ -69,18 +82,6 @@ def lint_package(rows: list[CachedArtifact], touched: set[str]) -> list[Lint]:
         if previous is not None:
             lints += _dropped_lints(row, previous)
     return lints
-
-
-def patch_target_lints(instructions: PatchInstructions, present: Iterable[str]) -> list[Lint]:
-    """A lint for every artifact the patch instructions name that is not in the subdir."""
-    return [
-        Lint(name, UNKNOWN_PATCH_TARGET, f"the patch names {name}, which is not in the channel")
-        for name in unknown_targets(instructions, present)
-    ]
-
-
-def sort_key(lint: Lint) -> tuple[str, str, str]:
-    return (lint.filename, lint.kind, lint.message)
 
 
 def _specs(run_exports: dict[str, Any]) -> Iterable[tuple[str, str]]:

@@ -151,8 +151,13 @@ def _settled_report(
     )
 
 
-def _settle(cache: Cache, subdir: str, stamp: str | None, options: Options) -> Settled | None:
-    """The settled summary of what this pass published (None: nothing to settle)."""
+def _settle(
+    cache: Cache, subdir: str, stamp: str | None, options: Options, report: SubdirReport
+) -> Settled | None:
+    """The settled summary of what this pass published (None: nothing to settle).
+
+    Its problems are the report's: this pass took them from the cache.
+    """
     if stamp is None or not _may_be_settled(options):
         return None
     published = cache.published()
@@ -160,13 +165,10 @@ def _settle(cache: Cache, subdir: str, stamp: str | None, options: Options) -> S
     if any(path not in published for path in paths):
         return None
     outputs = {path: published[path][0] for path in paths}
-    problems = cache.problems()
     return Settled(
         fingerprint(stamp, outputs),
-        unreadable=[(name, error) for name, error, _ in problems if error],
-        run_exports_unknown=[
-            (name, unknown) for name, error, unknown in problems if not error and unknown
-        ],
+        unreadable=[(p.filename, p.reason) for p in report.unreadable],
+        run_exports_unknown=[(p.filename, p.reason) for p in report.run_exports_unknown],
     )
 
 
@@ -204,7 +206,7 @@ def _one_pass(
     ):
         _report_unchanged(cache, subdir, listing, artifacts, options, report)
         stamp = _stamp(subdir, states, options)
-        return None if options.read_only else _settle(cache, subdir, stamp, options)
+        return None if options.read_only else _settle(cache, subdir, stamp, options, report)
     shard_stage = None
     if options.shards:
         shard_stage = ShardStage(
@@ -229,7 +231,9 @@ def _one_pass(
 
     report.warnings = _stale_outputs(listing, options, subdir)
     touched = set(report.new) | set(report.changed)  # over every pass
-    rendered = render_subdir(cache, subdir, touched, instructions, with_shards=options.shards)
+    rendered = render_subdir(
+        cache, subdir, touched, instructions, cached.keys(), with_shards=options.shards
+    )
     document = rendered.document  # what clients see
     data = render.dumps_compact(document)
     outputs = _run_exports_outputs(subdir, "run_exports.json", data)
@@ -256,7 +260,7 @@ def _one_pass(
     if not options.read_only:
         if cache.meta(PUBLISHED_FROM) != stamp:  # an unchanged cache file is not uploaded
             cache.set_meta(PUBLISHED_FROM, stamp)
-        return _settle(cache, subdir, stamp, options)
+        return _settle(cache, subdir, stamp, options, report)
     return None
 
 

@@ -84,3 +84,9 @@ class Record(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"Record({self.raw!r})"
+
+
+def as_dict(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh dict of any record: one parse for a `Record` (`dict(record)` would
+    parse it once per key)."""
+    return record.parse() if isinstance(record, Record) else dict(record)

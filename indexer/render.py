@@ -71,19 +71,27 @@ def by_format(
     return packages, packages_conda
 
 
-def run_exports_document(subdir: str, artifacts: Iterable[CachedArtifact]) -> dict[str, Any]:
-    """CEP-12 run_exports data: every readable artifact with known run_exports."""
-    packages, packages_conda = by_format(
-        artifacts,
-        lambda a: (
-            {"run_exports": a.run_exports} if a.readable and a.run_exports is not None else None
-        ),
-    )
+def run_exports_entry(artifact: CachedArtifact) -> dict[str, Any] | None:
+    """An artifact's entry in run_exports.json; None for unreadable or unknown ones."""
+    if artifact.readable and artifact.run_exports is not None:
+        return {"run_exports": artifact.run_exports}
+    return None
+
+
+def run_exports_sections(
+    subdir: str, packages: dict[str, Any], packages_conda: dict[str, Any]
+) -> dict[str, Any]:
+    """The CEP-12 document around its two sections."""
     return {
         "info": {"subdir": subdir, "version": RUN_EXPORTS_VERSION},
         "packages": packages,
         "packages.conda": packages_conda,
     }
+
+
+def run_exports_document(subdir: str, artifacts: Iterable[CachedArtifact]) -> dict[str, Any]:
+    """CEP-12 run_exports data: every readable artifact with known run_exports."""
+    return run_exports_sections(subdir, *by_format(artifacts, run_exports_entry))
 
 
 def run_exports_json(subdir: str, artifacts: Iterable[CachedArtifact]) -> bytes:

@@ -15,13 +15,13 @@ subdir with patches is grouped after patching, never before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import render, shards
-from .cache import Cache, CachedArtifact
-from .lints import Lint, lint_package, patch_target_lints, sort_key
+from .cache import Cache, CachedArtifact, by_package
+from .lints import Lint, finish, lint_package, with_patched
 from .patches import PatchInstructions, apply_patches
 
 
@@ -39,29 +39,29 @@ def render_subdir(
     subdir: str,
     touched: set[str],
     instructions: PatchInstructions | None,
+    present: Collection[str],
     *,
     with_shards: bool,
 ) -> Rendered:
-    """Render the document, lints and (optionally) shards from the cache."""
+    """Render the document, lints and (optionally) shards from the cache.
+
+    `present` is every cached filename (patches may name absent ones).
+    """
     packages: dict[str, Any] = {}
     packages_conda: dict[str, Any] = {}
     lints: list[Lint] = []
     rendered_shards: dict[str, bytes] = {}
-    if instructions is not None:
-        touched = touched | {name for name in cache.states() if instructions.fixes_for(name)}
+    touched = with_patched(touched, instructions, present)
     for rows in _packages(cache, instructions):
-        for row in rows:
-            if row.run_exports is not None:
-                section = packages_conda if row.filename.endswith(".conda") else packages
-                section[row.filename] = {"run_exports": row.run_exports}
+        sections = render.by_format(rows, render.run_exports_entry)
+        packages.update(sections[0])
+        packages_conda.update(sections[1])
         lints += lint_package(rows, touched)
         if with_shards:
             rendered_shards[rows[0].record["name"]] = shards.encode(shards.shard_document(rows))
-    if instructions is not None:
-        lints += patch_target_lints(instructions, cache.states())
-    document = render.run_exports_document(subdir, ())
-    document["packages"], document["packages.conda"] = packages, packages_conda
-    return Rendered(document, sorted(lints, key=sort_key), dict(sorted(rendered_shards.items())))
+    document = render.run_exports_sections(subdir, packages, packages_conda)
+    lints = finish(lints, instructions, present)
+    return Rendered(document, lints, dict(sorted(rendered_shards.items())))
 
 
 def patched_view(cache: Cache, instructions: PatchInstructions | None) -> list[CachedArtifact]:
@@ -75,4 +75,4 @@ def _packages(
     if instructions is None:
         yield from cache.packages()
         return
-    yield from shards.by_package(patched_view(cache, instructions)).values()
+    yield from by_package(patched_view(cache, instructions)).values()

@@ -26,6 +26,7 @@ import msgpack
 import zstandard
 
 from .cache import CachedArtifact
+from .record import as_dict
 
 SHARD_INDEX = "repodata_shards.msgpack.zst"
 SHARDS_FOLDER = "shards"
@@ -45,7 +46,7 @@ def shard_record(artifact: CachedArtifact) -> dict[str, Any]:
     """One artifact's record in a shard; requires its record and checksums."""
     if artifact.record is None or artifact.md5 is None or artifact.sha256 is None:
         raise ValueError(f"{artifact.filename} has no record or checksums")
-    record: dict[str, Any] = dict(artifact.record)
+    record: dict[str, Any] = as_dict(artifact.record)
     record["md5"] = bytes.fromhex(artifact.md5)
     record["sha256"] = bytes.fromhex(artifact.sha256)
     if artifact.run_exports is not None:  # unknown run_exports stay absent (CEP-21)
@@ -53,15 +54,6 @@ def shard_record(artifact: CachedArtifact) -> dict[str, Any]:
     else:
         record.pop("run_exports", None)
     return _sorted(record)
-
-
-def by_package(artifacts: Iterable[CachedArtifact]) -> dict[str, list[CachedArtifact]]:
-    """Package name → its readable artifacts with a record, by filename; names sorted."""
-    rows: dict[str, list[CachedArtifact]] = {}
-    for artifact in sorted(artifacts, key=lambda a: a.filename):
-        if artifact.readable and artifact.record is not None:
-            rows.setdefault(artifact.record["name"], []).append(artifact)
-    return dict(sorted(rows.items()))
 
 
 def shard_document(artifacts: Iterable[CachedArtifact]) -> dict[str, dict[str, Any]]:

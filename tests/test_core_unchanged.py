@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer import pipeline, render
+from indexer import pipeline
 from indexer.cache import Cache
 from indexer.cachehome import LocalCacheHome
 from indexer.local import LocalStore
@@ -39,13 +39,13 @@ def run(root: Path, **options):
 def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every subdir rendered from now on."""
     seen: list[str] = []
-    original = render.run_exports_document
+    original = pipeline.render_subdir
 
-    def spy(subdir, artifacts):
+    def spy(cache, subdir, *args, **kwargs):
         seen.append(subdir)
-        return original(subdir, artifacts)
+        return original(cache, subdir, *args, **kwargs)
 
-    monkeypatch.setattr(render, "run_exports_document", spy)
+    monkeypatch.setattr(pipeline, "render_subdir", spy)
     return seen
 
 
