@@ -24,7 +24,7 @@ from .record import Record
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LOCK_TIMEOUT_S = float(os.environ.get("RUN_EXPORTS_INDEX_LOCK_TIMEOUT", "300"))
 FIRST_TRY_S = 0.5  # how long to wait before saying that another process holds the cache
 
@@ -62,6 +62,15 @@ MIGRATIONS: dict[int, list[str]] = {
     CREATE TABLE meta (
         key TEXT PRIMARY KEY,   -- e.g. "published_from": what the published outputs
         value TEXT NOT NULL     -- were rendered from (see pipeline._stamp)
+    )""",
+    ],
+    3: [
+        """
+    CREATE TABLE repodata_records (
+        filename TEXT PRIMARY KEY, -- an artifact the channel's repodata.json lists or removes
+        size INTEGER,              -- its size there (NULL: in `removed`)
+        digest TEXT NOT NULL,      -- sha256 of its record there (see repodata.record_digest)
+        record BLOB                -- the record (JSON), kept only where ours differed
     )""",
     ],
 }
@@ -262,6 +271,30 @@ class Cache:
             db.execute("DELETE FROM meta WHERE key = ?", (key,))
             if value is not None:
                 db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def repodata_records(self) -> dict[str, tuple[int | None, str, bytes | None]]:
+        """filename → (size, digest, record JSON or None) from the channel's repodata.json.
+
+        Which repodata.json they describe is the meta key `repodata_records_from`.
+        """
+        rows = self._db.execute("SELECT filename, size, digest, record FROM repodata_records")
+        return {name: (size, digest, record) for name, size, digest, record in rows}
+
+    def set_repodata_records(
+        self, source: str, rows: Iterable[tuple[str, int | None, str, bytes | None]]
+    ) -> None:
+        """Replace the repodata.json summary and the meta key naming its source, atomically."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM repodata_records")
+            db.executemany(
+                "INSERT OR REPLACE INTO repodata_records (filename, size, digest, record) "
+                "VALUES (?,?,?,?)",
+                rows,
+            )
+            db.execute("DELETE FROM meta WHERE key = 'repodata_records_from'")
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('repodata_records_from', ?)", (source,)
+            )
 
     def shards_dropped(self) -> dict[str, float]:
         """path → when our shard index stopped naming that shard."""

@@ -113,10 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument(
         "--patches",
-        type=Path,
         metavar="PATH",
-        help="CEP-21 patch instructions (version 2): a directory of "
-        "<subdir>/patch_instructions.json or one JSON file mapping subdir to instructions",
+        help="patch instructions (patch_instructions_version 1 or 2) instead of the channel's "
+        "own: a directory of <subdir>/patch_instructions.json, one JSON file mapping subdir to "
+        "instructions, or a patch-generator package (.conda/.tar.bz2; a bare filename that is "
+        "no local file is read from the channel's noarch/). They also patch run_exports.json",
+    )
+    preview.add_argument(
+        "--no-channel-patches",
+        action="store_true",
+        help="do not apply the channel's own <subdir>/patch_instructions.json (applied by "
+        "default to the shards and repodata.json, as conda-index does)",
     )
     index.add_argument(
         "--strict",
@@ -226,7 +233,8 @@ def _run(store: ChannelStore, home: CacheHome, args: argparse.Namespace) -> RunR
         repodata=args.repodata,
         prune_shards=args.prune_shards,
         preview=args.preview,
-        patches=load_patches(args.patches) if args.patches else {},
+        patches=load_patches(args.patches, store) if args.patches else {},
+        channel_patches=not args.no_channel_patches,
     )
     if options.read_only:
         scratch = ScratchCacheHome(home)

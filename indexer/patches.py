@@ -1,68 +1,114 @@
-"""CEP-21 run_exports patches: load `patch_instructions.json` (v2) and apply it.
+"""Patch instructions (hotfixes): load them as channels write them, apply them as conda-index.
 
-Patch semantics follow conda-index's `_apply_instructions`, so instruction
-files maintainers already keep work unchanged:
+Channels keep hotfixes as `patch_instructions.json` per subdir, written by
+conda-index (or conda-forge's repodata-patches) with
+`patch_instructions_version` 1, or without the field, which conda-index reads
+as 1. This tool also takes version 2 (1 plus validated CEP-21 `run_exports`
+fixes). Where they come from (see `load_patches` and `channel_instructions`):
 
-- `packages` fixes apply to that `.tar.bz2` and to the `.conda` of the same
-  name; `packages.conda` fixes apply to `.conda` artifacts only;
-- a fix is merged into the record: nested objects merge key by key, lists and
-  scalars replace (so `{"run_exports": {"weak": [...]}}` replaces the weak pins
-  and keeps the strong ones);
-- `revoke` marks the record revoked and adds `package_has_been_revoked` to its
-  depends; `remove` takes the artifact out of every patched output.
+- `--patches PATH`: a directory of `<subdir>/patch_instructions.json`, one
+  JSON file mapping subdir → instructions, or a patch-generator package (a
+  `.conda`/`.tar.bz2` whose payload holds `<subdir>/patch_instructions.json`),
+  by path or, as a bare filename that is no local file, in the channel's
+  `noarch/`;
+- otherwise, by default, the channel's own `<subdir>/patch_instructions.json`,
+  which conda-index leaves in place and applies again on every run.
 
-Applying is pure: it returns patched copies and never touches storage.
+Given instructions replace the channel's for the run; the two never stack.
+
+Applying follows conda-index 0.13 (`_apply_instructions` with its
+`merge_or_update_dict`), quirks included, because the acceptance is agreement
+with the repodata.json it writes: see `apply_instructions`. Applying is pure.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import json
+import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from conda_package_streaming import package_streaming
 
 from .artifact import parse_run_exports
 from .cache import CachedArtifact
 from .errors import UsageError
+from .record import as_dict
 
 PATCH_FILENAME = "patch_instructions.json"
-SUPPORTED_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)  # a file without the field is version 1, as conda-index reads it
+CHANNEL_MAX_VERSION = 1  # conda-index refuses a channel file above 1
+KNOWN_KEYS = frozenset(
+    {"patch_instructions_version", "packages", "packages.conda", "remove", "revoke"}
+)
+REVOKED_DEPENDENCY = "package_has_been_revoked"
+LEGACY, CONDA = ".tar.bz2", ".conda"
+# A patch-generator package is untrusted input: bounded before anything is parsed.
+MAX_PACKAGE_BYTES = 512 << 20
+MAX_PACKAGE_MEMBERS = 20_000
+MAX_PACKAGE_EXPANDED = 4 << 30  # sum of member sizes the stream may walk through
+MAX_JSON_BYTES = 256 << 20  # one patch_instructions.json
+_MEMBER_RE = re.compile(r"^(?:\./)?(noarch|[a-z0-9]+-[a-z0-9_]+)/patch_instructions\.json$")
+_INT64 = (-(1 << 63), (1 << 64) - 1)
 
 
 @dataclass(frozen=True)
 class PatchInstructions:
-    """One subdir's instructions."""
+    """One subdir's instructions, validated."""
 
     packages: dict[str, dict[str, Any]] = field(default_factory=dict)
     packages_conda: dict[str, dict[str, Any]] = field(default_factory=dict)
     remove: tuple[str, ...] = ()
     revoke: tuple[str, ...] = ()
+    version: int = 1
+    unknown_keys: tuple[str, ...] = ()  # top-level keys conda-index ignores (reported)
+    digest: str = ""  # sha256 of the instructions' canonical JSON: what the stamp folds in
 
     def fixes_for(self, filename: str) -> list[dict[str, Any]]:
         """The fixes that apply to `filename`, in the order they apply."""
-        if filename.endswith(".tar.bz2"):
+        if not filename.endswith(CONDA):
             return [self.packages[filename]] if filename in self.packages else []
-        fixes = []
-        legacy = filename[: -len(".conda")] + ".tar.bz2"
-        if legacy in self.packages:
-            fixes.append(self.packages[legacy])
+        fixes = list(self._twins.get(filename, ()))
         if filename in self.packages_conda:
             fixes.append(self.packages_conda[filename])
         return fixes
 
+    @cached_property
+    def _twins(self) -> dict[str, list[dict[str, Any]]]:
+        """`.conda` filename → the `packages` fixes conda-index applies to it."""
+        twins: dict[str, list[dict[str, Any]]] = {}
+        for name, fix in self.packages.items():
+            twins.setdefault(_twin(name), []).append(fix)
+        return twins
+
     def targets(self) -> set[str]:
         """Every filename the instructions name."""
         return {*self.packages, *self.packages_conda, *self.remove, *self.revoke}
+
+    def touches(self) -> set[str]:
+        """Every filename a fix, revoke or remove can reach (names and `.conda` twins)."""
+        named = self.targets()
+        return named | {_twin(name) for name in named if name.endswith(LEGACY)}
+
+
+def _twin(name: str) -> str:
+    """The `.conda` name conda-index gives a `packages` fix (`str.replace`, as it does)."""
+    return name.replace(LEGACY, CONDA)
 
 
 def _matches(name: str, filenames: set[str]) -> bool:
     """A name an instruction gives matches the artifact or its `.conda` twin."""
     if name in filenames:
         return True
-    return name.endswith(".tar.bz2") and name[: -len(".tar.bz2")] + ".conda" in filenames
+    return name.endswith(LEGACY) and _twin(name) in filenames
 
 
 def unknown_targets(instructions: PatchInstructions, filenames: Iterable[str]) -> list[str]:
@@ -71,106 +117,265 @@ def unknown_targets(instructions: PatchInstructions, filenames: Iterable[str]) -
     return sorted(name for name in instructions.targets() if not _matches(name, present))
 
 
+# -- applying (pure) -------------------------------------------------------------
+@dataclass(frozen=True)
+class Patched:
+    """Records after the instructions: by format, and the sorted `removed` list."""
+
+    packages: dict[str, dict[str, Any]]
+    packages_conda: dict[str, dict[str, Any]]
+    removed: list[str]
+
+
+def apply_instructions(
+    packages: Mapping[str, Mapping[str, Any]],
+    packages_conda: Mapping[str, Mapping[str, Any]],
+    instructions: PatchInstructions,
+) -> Patched:
+    """The records (`packages`: .tar.bz2, `packages.conda`) as conda-index 0.13 patches them.
+
+    In order: each `packages` fix to its `.tar.bz2` record, the same fix to the
+    `.conda` record of the name `str.replace(".tar.bz2", ".conda")` gives,
+    then `packages.conda` fixes; then `revoke`, then `remove`. A fix changes
+    a record key by key: an object goes down a level (keys missing there are
+    added), a list or scalar replaces the value, `null` deletes an existing
+    key (and sets a missing one to null), and a fix equal to the record (at
+    any level) changes nothing. Values from a fix are not copied per record,
+    as in conda-index: a `.tar.bz2` record and its `.conda` twin fixed with
+    `depends` hold one list, so revoking both appends to it twice. Revoking
+    sets `revoked` and appends `package_has_been_revoked` to `depends`;
+    removing drops the record and lists its filename in `removed`. Inputs
+    are never modified.
+    """
+    legacy = {name: copy.deepcopy(dict(rec)) for name, rec in packages.items()}
+    conda = {name: copy.deepcopy(dict(rec)) for name, rec in packages_conda.items()}
+    fixes = copy.deepcopy(instructions.packages)  # one copy, shared by both formats
+    _fix_section(legacy, fixes)
+    _fix_section(conda, {_twin(name): fix for name, fix in fixes.items()})
+    _fix_section(conda, copy.deepcopy(instructions.packages_conda))
+    sections = (legacy, conda)
+    for name in instructions.revoke:
+        for section, target in zip(sections, _both_names(name), strict=True):
+            record = section.get(target)
+            if record is not None:
+                record["revoked"] = True
+                if not isinstance(record.get("depends"), list):
+                    record["depends"] = []  # conda-index would stop here
+                record["depends"].append(REVOKED_DEPENDENCY)
+    removed = []
+    for name in instructions.remove:
+        for section, target in zip(sections, _both_names(name), strict=True):
+            if section.pop(target, None):  # an empty record is not listed, as conda-index
+                removed.append(target)
+    return Patched(legacy, conda, sorted(removed))
+
+
+def _both_names(name: str) -> tuple[str, str]:
+    """The names a revoke or remove looks up in `packages` and `packages.conda`."""
+    return name, _twin(name) if name.endswith(LEGACY) else name
+
+
+def _fix_section(records: dict[str, dict[str, Any]], fixes: Mapping[str, Any]) -> None:
+    for name in fixes.keys() & records.keys():
+        records[name] = _fix(records[name], fixes[name])
+
+
+def _fix(base: Any, fix: Mapping[str, Any]) -> Any:
+    """`base` changed by `fix` in place (see `apply_instructions`); returns it."""
+    if not isinstance(base, dict):  # conda-index fails on this; the fix wins
+        return fix
+    if base == fix:
+        return base
+    for key, value in fix.items():
+        if isinstance(value, dict):
+            base[key] = _fix(base.get(key, value), value)
+        elif isinstance(value, list):
+            base[key] = value
+        elif value is None and key in base:
+            del base[key]
+        else:
+            base[key] = value
+    return base
+
+
+def patch_rows(
+    artifacts: Iterable[CachedArtifact], instructions: PatchInstructions | None
+) -> tuple[list[CachedArtifact], list[str]]:
+    """Readable artifacts as the instructions leave them, and what they removed.
+
+    Rows no instruction reaches are returned as they are (not copied). A
+    record is patched with its `run_exports` in it, so a fix can set them
+    (CEP-21); they are taken out again afterwards.
+    """
+    rows = [a for a in artifacts if a.readable and a.record is not None]
+    if instructions is None:
+        return rows, []
+    reach = instructions.touches()
+    targets = {row.filename: row for row in rows if row.filename in reach}
+    sections: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+    for name, row in targets.items():
+        record = as_dict(row.record)
+        if row.run_exports is not None:
+            record["run_exports"] = row.run_exports
+        sections[name.endswith(CONDA)][name] = record
+    patched = apply_instructions(*sections, instructions)
+    records = {**patched.packages, **patched.packages_conda}
+    out = []
+    for row in rows:
+        if row.filename not in targets:
+            out.append(row)
+        elif row.filename in records:
+            record = records[row.filename]
+            run_exports = record.pop("run_exports", None)
+            if not isinstance(run_exports, dict):
+                run_exports = None
+            error = row.run_exports_error if run_exports is None else None
+            out.append(
+                replace(row, record=record, run_exports=run_exports, run_exports_error=error)
+            )
+    return out, patched.removed
+
+
 def apply_patches(
     artifacts: Iterable[CachedArtifact], instructions: PatchInstructions | None
 ) -> list[CachedArtifact]:
     """Patched copies of the readable artifacts; removed ones are left out."""
-    rows = [a for a in artifacts if a.readable]
-    if instructions is None:
-        return rows
-    removed = set(instructions.remove) | {
-        n[: -len(".tar.bz2")] + ".conda" for n in instructions.remove if n.endswith(".tar.bz2")
-    }
-    revoked = set(instructions.revoke) | {
-        n[: -len(".tar.bz2")] + ".conda" for n in instructions.revoke if n.endswith(".tar.bz2")
-    }
-    patched = []
-    for row in rows:
-        if row.filename in removed:
-            continue
-        fixes = instructions.fixes_for(row.filename)
-        if not fixes and row.filename not in revoked:
-            patched.append(row)
-            continue
-        record = copy.deepcopy(row.record or {})
-        if row.run_exports is not None:
-            record["run_exports"] = copy.deepcopy(row.run_exports)
-        for fix in fixes:
-            _merge(record, fix)
-        if row.filename in revoked:
-            record["revoked"] = True
-            record["depends"] = [*record.get("depends", []), "package_has_been_revoked"]
-        run_exports = record.pop("run_exports", None)
-        error = row.run_exports_error if run_exports is None else None
-        patched.append(
-            replace(row, record=record, run_exports=run_exports, run_exports_error=error)
-        )
-    return patched
+    return patch_rows(artifacts, instructions)[0]
 
 
-def _merge(base: dict[str, Any], fix: Mapping[str, Any]) -> None:
-    for key, value in fix.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
+# -- loading (the edge: files and the channel) -------------------------------------
+def load_patches(path: str | os.PathLike[str], store: Any = None) -> dict[str, PatchInstructions]:
+    """Instructions per subdir from `--patches PATH`; UsageError names what is wrong.
 
-
-# -- loading (the edge: files) --------------------------------------------------
-def load_patches(path: str | os.PathLike[str]) -> dict[str, PatchInstructions]:
-    """Instructions per subdir from `--patches PATH`.
-
-    PATH is either a directory holding `<subdir>/patch_instructions.json` (the
-    layout conda-index and repodata-patch packages use) or one JSON file that
-    maps subdir → instructions. Errors name the file and what is wrong.
+    PATH is a directory holding `<subdir>/patch_instructions.json`, one JSON
+    file mapping subdir → instructions, or a patch-generator package
+    (`.conda`/`.tar.bz2`). A bare package filename that is not a local file
+    is read from the channel's `noarch/` (`store`).
     """
-    root = Path(path)
+    text = os.fspath(path)
+    root = Path(text)
     if root.is_dir():
-        found = {p.parent.name: _read_json(p) for p in sorted(root.glob(f"*/{PATCH_FILENAME}"))}
+        found = {}
+        for file in sorted(root.glob(f"*/{PATCH_FILENAME}")):
+            found[file.parent.name] = (_read_json(file.read_bytes(), str(file)), str(file))
         if not found:
             raise UsageError(f"--patches: no */{PATCH_FILENAME} under {root}")
+    elif text.endswith((CONDA, LEGACY)):
+        found = _from_package(text, store)
     elif root.is_file():
-        document = _read_json(root)
+        document = _read_json(_read_file(root), str(root))
         if not isinstance(document, dict) or "patch_instructions_version" in document:
             raise UsageError(
                 f"--patches: {root} must map subdir names to instructions "
-                f'(e.g. {{"linux-64": {{"patch_instructions_version": 2, ...}}}})'
+                f'(e.g. {{"linux-64": {{"patch_instructions_version": 1, ...}}}})'
             )
-        found = document
+        found = {subdir: (data, f"{root}: {subdir}") for subdir, data in document.items()}
     else:
         raise UsageError(f"--patches: {root} not found")
-    return {subdir: parse_instructions(data, f"{root}: {subdir}") for subdir, data in found.items()}
+    return {subdir: parse_instructions(data, where) for subdir, (data, where) in found.items()}
 
 
-def _read_json(path: Path) -> Any:
+def _read_file(path: Path) -> bytes:
     try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise UsageError(f"--patches: {path} is larger than {MAX_JSON_BYTES} bytes")
+        return path.read_bytes()
+    except OSError as exc:
         raise UsageError(f"--patches: cannot read {path}: {exc}") from None
 
 
-def parse_instructions(data: Any, where: str) -> PatchInstructions:
-    """Validate one subdir's instructions; UsageError names the bad entry."""
+def _from_package(text: str, store: Any) -> dict[str, tuple[Any, str]]:
+    """`<subdir>/patch_instructions.json` of a patch-generator package's payload."""
+    local = Path(text)
+    if local.is_file():
+        if local.stat().st_size > MAX_PACKAGE_BYTES:
+            raise UsageError(f"--patches: {text} is larger than {MAX_PACKAGE_BYTES} bytes")
+        data, where = local.read_bytes(), text
+    elif "/" not in text and os.sep not in text and store is not None:
+        where = f"noarch/{text} in {store.location}"
+        entry = store.stat(f"noarch/{text}")
+        if entry is None:
+            raise UsageError(f"--patches: {text} is neither a file nor in the channel's noarch/")
+        if entry.size > MAX_PACKAGE_BYTES:
+            raise UsageError(f"--patches: {where} is larger than {MAX_PACKAGE_BYTES} bytes")
+        data = store.read(f"noarch/{text}")
+        if data is None:
+            raise UsageError(f"--patches: {where} vanished while being read")
+    else:
+        raise UsageError(f"--patches: {text} not found")
+    found: dict[str, tuple[Any, str]] = {}
+    members = expanded = 0
+    try:
+        stream = package_streaming.stream_conda_component(
+            text.rsplit("/", 1)[-1], io.BytesIO(data), component="pkg"
+        )
+        for tar, member in stream:
+            members += 1
+            expanded += max(member.size, 0)
+            if members > MAX_PACKAGE_MEMBERS or expanded > MAX_PACKAGE_EXPANDED:
+                raise UsageError(
+                    f"--patches: {where} has more than {MAX_PACKAGE_MEMBERS} members or "
+                    f"{MAX_PACKAGE_EXPANDED} bytes unpacked; not a patch package"
+                )
+            match = _MEMBER_RE.match(member.name)
+            if not match or not member.isfile():
+                continue
+            if member.size > MAX_JSON_BYTES:
+                raise UsageError(f"--patches: {where}: {member.name} is over {MAX_JSON_BYTES} B")
+            reader = tar.extractfile(member)
+            raw = reader.read() if reader is not None else b""
+            found[match.group(1)] = (_read_json(raw, f"{where}: {member.name}"), member.name)
+    except UsageError:
+        raise
+    except Exception as exc:  # tarfile, zipfile, zstd, bz2: each raises its own types
+        raise UsageError(f"--patches: cannot read {where}: {type(exc).__name__}: {exc}") from None
+    if not found:
+        raise UsageError(f"--patches: {where} holds no <subdir>/{PATCH_FILENAME}")
+    return {subdir: (doc, f"{where}: {name}") for subdir, (doc, name) in found.items()}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(data: bytes) -> Any:
+    """Strict JSON: `json` on the bytes (a UTF-8 BOM is accepted), no NaN/Infinity."""
+    return json.loads(data, parse_constant=_reject_constant)
+
+
+def _read_json(data: bytes, where: str) -> Any:
+    try:
+        return parse_json(data)
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"--patches: cannot read {where}: {exc}") from None
+
+
+def parse_instructions(data: Any, where: str, *, max_version: int = 2) -> PatchInstructions:
+    """Validate one subdir's instructions; UsageError names the file and the entry."""
     if not isinstance(data, dict):
         raise UsageError(f"--patches: {where}: expected an object")
-    version = data.get("patch_instructions_version")
-    if version != SUPPORTED_VERSION:
+    version = data.get("patch_instructions_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise UsageError(f"--patches: {where}: patch_instructions_version must be 1 or 2")
+    if version > max_version:
+        supported = "1" if max_version == 1 else "1 or 2"
         raise UsageError(
-            f"--patches: {where}: patch_instructions_version must be {SUPPORTED_VERSION}, "
-            f"found {version!r}"
+            f"--patches: {where}: patch_instructions_version {version} is not supported "
+            f"(must be {supported})"
         )
+    _check_values(data, where)
     sections = {}
-    for key, suffix in (("packages", ".tar.bz2"), ("packages.conda", ".conda")):
+    for key in ("packages", "packages.conda"):
         section = data.get(key, {})
         if not isinstance(section, dict):
             raise UsageError(f"--patches: {where}: {key!r} must be an object")
         for filename, fix in section.items():
-            if not filename.endswith(suffix) or not isinstance(fix, dict):
+            if not isinstance(fix, dict):
                 raise UsageError(
-                    f"--patches: {where}: {key}[{filename!r}] must be a {suffix} "
-                    "filename mapped to an object"
+                    f"--patches: {where}: {key}[{filename!r}] must be a filename mapped to an "
+                    "object"
                 )
-            if "run_exports" in fix:
+            if "run_exports" in fix and fix["run_exports"] is not None:
                 _check_run_exports(fix["run_exports"], f"{where}: {key}[{filename!r}]")
         sections[key] = section
     lists = {}
@@ -179,12 +384,32 @@ def parse_instructions(data: Any, where: str) -> PatchInstructions:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise UsageError(f"--patches: {where}: {key!r} must be a list of filenames")
         lists[key] = tuple(names)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return PatchInstructions(
         packages=sections["packages"],
         packages_conda=sections["packages.conda"],
         remove=lists["remove"],
         revoke=lists["revoke"],
+        version=max(version, 1),
+        unknown_keys=tuple(sorted(k for k in data if k not in KNOWN_KEYS)),
+        digest=hashlib.sha256(canonical).hexdigest(),
     )
+
+
+def _check_values(value: Any, where: str) -> None:
+    """Integers that fit 64 bits and finite floats only: shards are msgpack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not _INT64[0] <= item <= _INT64[1]:
+                raise UsageError(f"--patches: {where}: integer {item} does not fit 64 bits")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise UsageError(f"--patches: {where}: {item} is not a JSON number")
 
 
 def _check_run_exports(value: Any, where: str) -> None:
@@ -194,3 +419,29 @@ def _check_run_exports(value: Any, where: str) -> None:
         parse_run_exports(json.dumps(value).encode())
     except ValueError as exc:
         raise UsageError(f"--patches: {where}: run_exports {exc}") from None
+
+
+def channel_instructions(data: bytes, where: str) -> tuple[PatchInstructions | None, list[str]]:
+    """The channel's own `<subdir>/patch_instructions.json`: instructions and warnings.
+
+    A file that cannot be used (not JSON, version above 1, which conda-index
+    refuses there, a malformed entry) is a warning and no instructions, never
+    a failed run; unknown top-level keys are a warning and the rest applies.
+    """
+    if len(data) > MAX_JSON_BYTES:
+        return None, [f"{where} is larger than {MAX_JSON_BYTES} bytes; not applied"]
+    try:
+        parsed = parse_instructions(parse_json(data), where, max_version=CHANNEL_MAX_VERSION)
+    except (ValueError, RecursionError) as exc:
+        return None, [f"{where} is not valid JSON ({exc}); not applied"]
+    except UsageError as exc:
+        return None, [f"{str(exc).removeprefix('--patches: ')}; not applied"]
+    return parsed, unknown_key_warnings(parsed, where)
+
+
+def unknown_key_warnings(instructions: PatchInstructions, where: str) -> list[str]:
+    """One line naming top-level keys conda-index ignores (the known ones still apply)."""
+    if not instructions.unknown_keys:
+        return []
+    keys = ", ".join(repr(k) for k in instructions.unknown_keys)
+    return [f"{where} has unknown top-level key(s) {keys}; ignored, the rest applies"]

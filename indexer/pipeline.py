@@ -19,12 +19,17 @@ from . import __version__, diff, render
 from .cache import Cache
 from .cachehome import CacheHome
 from .errors import Conflict, UsageError
-from .patches import PatchInstructions
+from .patches import (
+    PATCH_FILENAME,
+    PatchInstructions,
+    channel_instructions,
+    unknown_key_warnings,
+)
 from .publish import Output, ours, publish
 from .reading import read_and_cache
 from .renderpass import patched_view, render_subdir
-from .repodata import REPODATA_JSON
-from .report import LintFinding, Problem, RunReport, SubdirReport
+from .repodata import REPODATA_JSON, SOURCE_NAMES, ChannelRepodata, source_entry
+from .report import LintFinding, Problem, RunReport, SubdirReport, TakenRecord
 from .settled import Settled, fingerprint
 from .shards import SHARD_INDEX
 from .shardstage import ShardStage
@@ -49,7 +54,9 @@ class Options:
     repodata: bool = False  # also repodata.json (+ .zst) from the shard records
     prune_shards: float | None = None  # seconds: prune unreferenced shards older than this
     preview: bool = False  # what would the published outputs become? (writes nothing)
-    patches: dict[str, PatchInstructions] = field(default_factory=dict)  # per subdir
+    # Given instructions per subdir (--patches): they replace the channel's own.
+    patches: dict[str, PatchInstructions] = field(default_factory=dict)
+    channel_patches: bool = True  # apply <subdir>/patch_instructions.json when none are given
 
     @property
     def read_only(self) -> bool:
@@ -123,8 +130,49 @@ def index_subdir(
 
 
 def _may_be_settled(options: Options) -> bool:
-    """Can a run with these options end as the last one left the subdir?"""
-    return not options.patches and options.prune_shards is None
+    """Can a run with these options end as the last one left the subdir?
+
+    Patches and the channel's repodata.json are inputs the stamp names (see
+    `_inputs`), so a hotfix re-renders and an unchanged channel settles.
+    """
+    return options.prune_shards is None
+
+
+def _inputs(subdir: str, listing: list[Entry], options: Options) -> list[str]:
+    """What besides the artifacts shapes the outputs: patches and the published repodata.
+
+    The given instructions by content hash; the channel's patch file and
+    repodata files by token (a hotfix usually changes no artifact, only them).
+    With `--repodata`, repodata.json is our output, not an input.
+    """
+    tokens = {e.name: e.token for e in listing}
+    inputs = []
+    if options.patches:
+        given = options.patches.get(subdir)
+        inputs.append(f"patches\t{given.digest if given is not None else '-'}")
+    elif options.channel_patches and PATCH_FILENAME in tokens:
+        inputs.append(f"{PATCH_FILENAME}\t{tokens[PATCH_FILENAME]}")
+    if options.shards and not options.repodata:
+        inputs += [f"{name}\t{tokens[name]}" for name in SOURCE_NAMES if name in tokens]
+    return inputs
+
+
+def _subdir_patches(
+    store: ChannelStore, subdir: str, listing: list[Entry], options: Options
+) -> tuple[PatchInstructions | None, list[str]]:
+    """The instructions that apply to a subdir this run, and warnings about them."""
+    if options.patches:
+        given = options.patches.get(subdir)
+        if given is None:
+            return None, []
+        return given, unknown_key_warnings(given, f"--patches ({subdir})")
+    if not options.channel_patches or not any(e.name == PATCH_FILENAME for e in listing):
+        return None, []
+    path = f"{subdir}/{PATCH_FILENAME}"
+    data = store.read(path)
+    if data is None:  # deleted since the listing: the next run sees the new state
+        return None, []
+    return channel_instructions(data, path)
 
 
 def _settled_report(
@@ -139,7 +187,8 @@ def _settled_report(
     outputs = {f"{subdir}/{e.name}": e.token for e in listing if f"{subdir}/{e.name}" in paths}
     if len(outputs) != len(paths):
         return None
-    if fingerprint(_stamp(subdir, states, options), outputs) != settled.fingerprint:
+    stamp = _stamp(subdir, states, options, _inputs(subdir, listing, options))
+    if fingerprint(stamp, outputs) != settled.fingerprint:
         return None
     return SubdirReport(
         subdir=subdir,
@@ -158,8 +207,8 @@ def _settle(
 
     Its problems are the report's: this pass took them from the cache.
     """
-    if stamp is None or not _may_be_settled(options):
-        return None
+    if stamp is None or not _may_be_settled(options) or report.patch_warnings:
+        return None  # a warning is repeated by every run: that needs the ordinary run
     published = cache.published()
     paths = _output_paths(subdir, options)
     if any(path not in published for path in paths):
@@ -197,15 +246,16 @@ def _one_pass(
     vanished = read_and_cache(store, cache, subdir, plan.to_read, options.jobs, report)
     cache.update(remove=plan.removed + vanished)
     listed = {f"{subdir}/{e.name}": e for e in listing}
-    instructions = options.patches.get(subdir)
+    inputs = _inputs(subdir, listing, options)
+    instructions, report.patch_warnings = _subdir_patches(store, subdir, listing, options)
     if (
         not (plan.new or plan.changed or plan.removed or vanished or report.new or report.changed)
-        and instructions is None
         and options.prune_shards is None
-        and _as_published(cache, listed, _stamp(subdir, states, options), subdir, options)
+        and _as_published(cache, listed, _stamp(subdir, states, options, inputs), subdir, options)
     ):
         _report_unchanged(cache, subdir, listing, artifacts, options, report)
-        stamp = _stamp(subdir, states, options)
+        report.warnings += report.patch_warnings
+        stamp = _stamp(subdir, states, options, inputs)
         return None if options.read_only else _settle(cache, subdir, stamp, options, report)
     shard_stage = None
     if options.shards:
@@ -230,14 +280,27 @@ def _one_pass(
     _report_problems(cache, report)
 
     report.warnings = _stale_outputs(listing, options, subdir)
+    report.warnings += report.patch_warnings
     touched = set(report.new) | set(report.changed)  # over every pass
+    published = _channel_repodata(store, cache, subdir, listing, options)
+    explicit = bool(options.patches) and instructions is not None
     rendered = render_subdir(
-        cache, subdir, touched, instructions, cached.keys(), with_shards=options.shards
+        cache,
+        subdir,
+        touched,
+        instructions,
+        cached.keys(),
+        with_shards=options.shards,
+        patch_run_exports=explicit,
+        published=published,
     )
+    if published is not None:
+        report.warnings += published.warnings
+    report.records_from_repodata = [TakenRecord(t.filename, t.fields) for t in rendered.taken]
     document = rendered.document  # what clients see
     data = render.dumps_compact(document)
     outputs = _run_exports_outputs(subdir, "run_exports.json", data)
-    if instructions is not None:  # the unpatched view, as conda-index's *_from_packages
+    if explicit:  # the unpatched view, as conda-index's *_from_packages
         unpatched = render.run_exports_json(subdir, cache.artifacts())
         outputs += _run_exports_outputs(subdir, "run_exports_from_packages.json", unpatched)
     if "document" not in baseline:  # a redo compares with what clients saw at the start
@@ -250,7 +313,7 @@ def _one_pass(
     report.lints = [LintFinding(x.filename, x.kind, x.message) for x in rendered.lints]
     if shard_stage is not None:
         outputs += shard_stage.outputs(rendered.shards, lambda: patched_view(cache, instructions))
-    stamp = None if instructions is not None else _stamp(subdir, cached, options)
+    stamp = _stamp(subdir, cached, options, inputs)
     # Publishing (zstd) wants the memory more: the shards' bytes live on in
     # `outputs`, the document in `baseline` only while it is what clients see.
     del rendered, document, cached
@@ -264,21 +327,43 @@ def _one_pass(
     return None
 
 
-def _stamp(subdir: str, states: dict[str, tuple[int, str]], options: Options) -> str:
+def _stamp(
+    subdir: str, states: dict[str, tuple[int, str]], options: Options, inputs: list[str]
+) -> str:
     """What a subdir's outputs are rendered from, in one hash.
 
-    Rendering is a pure function of the cached rows, and a row of an artifact
-    of given size and token always reads the same: so the version of this
-    tool, the options that shape the outputs and every (filename, size,
-    token) determine the outputs' bytes.
+    Rendering is a pure function of the cached rows and the inputs (patches,
+    the channel's repodata.json: `_inputs`), and a row of an artifact of
+    given size and token always reads the same: so the version of this
+    tool, the options that shape the outputs, the inputs and every
+    (filename, size, token) determine the outputs' bytes.
     """
     digest = hashlib.sha256(
         f"{__version__}|{subdir}|shards={options.shards}|repodata={options.repodata}".encode()
     )
+    for line in inputs:
+        digest.update(f"\ninput\t{line}".encode())
     for name in sorted(states):
         size, token = states[name]
         digest.update(f"\n{name}\t{size}\t{token}".encode())
     return digest.hexdigest()
+
+
+def _channel_repodata(
+    store: ChannelStore, cache: Cache, subdir: str, listing: list[Entry], options: Options
+) -> ChannelRepodata | None:
+    """The channel's repodata.json the shards must agree with: another indexer's, if any.
+
+    Not with `--repodata` (this tool then writes it from the same records),
+    nor when the file is the one we wrote.
+    """
+    if not options.shards or options.repodata:
+        return None
+    entries = {e.name: e for e in listing}
+    entry = source_entry(entries)
+    if entry is None or ours(cache.published(), f"{subdir}/{entry.name}", entry) is not None:
+        return None
+    return ChannelRepodata(store, cache, subdir, entry, entries)
 
 
 def _output_paths(subdir: str, options: Options) -> list[str]:

@@ -8,30 +8,34 @@ rendered from them. Here the rows come one package at a time, streamed from
 SQLite, and only what is rendered stays: the document (which the diff needs),
 the lints and each shard's compressed bytes.
 
-With patch instructions the patched view is built in memory first, as
-before: patches are per artifact, but one could rename a package, and a
-subdir with patches is grouped after patching, never before.
+With patch instructions, or a channel repodata.json (another indexer's) that
+the shards must agree with, the view is built in memory first: patches are
+per artifact, but one could rename a package, so such a subdir is grouped
+after patching, never before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import render, shards
 from .cache import Cache, CachedArtifact, by_package
 from .lints import Lint, finish, lint_package, with_patched
-from .patches import PatchInstructions, apply_patches
+from .patches import PatchInstructions, patch_rows
+from .repodata import ChannelRepodata, Taken
 
 
 @dataclass
 class Rendered:
     """What one pass renders for a subdir."""
 
-    document: dict[str, Any]  # run_exports.json as clients see it
+    document: dict[str, Any]  # run_exports.json as published
     lints: list[Lint] = field(default_factory=list)
     shards: dict[str, bytes] = field(default_factory=dict)  # package name → shard bytes
+    removed: list[str] = field(default_factory=list)  # what the patches removed
+    taken: list[Taken] = field(default_factory=list)  # records taken from repodata.json
 
 
 def render_subdir(
@@ -42,17 +46,42 @@ def render_subdir(
     present: Collection[str],
     *,
     with_shards: bool,
+    patch_run_exports: bool = True,
+    published: ChannelRepodata | None = None,
 ) -> Rendered:
     """Render the document, lints and (optionally) shards from the cache.
 
     `present` is every cached filename (patches may name absent ones).
+    `run_exports.json` mirrors the packages unless `patch_run_exports`; the
+    shards carry what clients solve with: the patched records, and where
+    `published` (the channel's repodata.json) says otherwise, its records.
     """
+    touched = with_patched(touched, instructions, present)
+    if instructions is None and published is None:  # streamed, one package at a time
+        return _streamed(cache, subdir, touched, present, with_shards)
+    rows = [a for a in cache.artifacts() if a.readable and a.record is not None]
+    patched, removed = patch_rows(rows, instructions)
+    final, taken = (patched, []) if published is None else published.resolve(rows, patched)
+    lints: list[Lint] = []
+    rendered_shards: dict[str, bytes] = {}
+    for group in by_package(final).values():
+        lints += lint_package(group, touched)
+        if with_shards:
+            rendered_shards[group[0].record["name"]] = shards.encode(shards.shard_document(group))
+    mirrored = patched if patch_run_exports and instructions is not None else rows
+    document = render.run_exports_document(subdir, mirrored)
+    lints = finish(lints, instructions, present)
+    return Rendered(document, lints, dict(sorted(rendered_shards.items())), removed, taken)
+
+
+def _streamed(
+    cache: Cache, subdir: str, touched: set[str], present: Collection[str], with_shards: bool
+) -> Rendered:
     packages: dict[str, Any] = {}
     packages_conda: dict[str, Any] = {}
     lints: list[Lint] = []
     rendered_shards: dict[str, bytes] = {}
-    touched = with_patched(touched, instructions, present)
-    for rows in _packages(cache, instructions):
+    for rows in cache.packages():
         sections = render.by_format(rows, render.run_exports_entry)
         packages.update(sections[0])
         packages_conda.update(sections[1])
@@ -60,19 +89,11 @@ def render_subdir(
         if with_shards:
             rendered_shards[rows[0].record["name"]] = shards.encode(shards.shard_document(rows))
     document = render.run_exports_sections(subdir, packages, packages_conda)
-    lints = finish(lints, instructions, present)
-    return Rendered(document, lints, dict(sorted(rendered_shards.items())))
+    return Rendered(document, finish(lints, None, present), dict(sorted(rendered_shards.items())))
 
 
-def patched_view(cache: Cache, instructions: PatchInstructions | None) -> list[CachedArtifact]:
-    """Every readable artifact as clients see it, in memory (repodata.json needs them all)."""
-    return apply_patches(cache.artifacts(), instructions)
-
-
-def _packages(
+def patched_view(
     cache: Cache, instructions: PatchInstructions | None
-) -> Iterator[list[CachedArtifact]]:
-    if instructions is None:
-        yield from cache.packages()
-        return
-    yield from by_package(patched_view(cache, instructions)).values()
+) -> tuple[list[CachedArtifact], list[str]]:
+    """Every readable artifact as the patches leave it, and what they removed (repodata.json)."""
+    return patch_rows(cache.artifacts(), instructions)

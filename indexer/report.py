@@ -44,6 +44,14 @@ class LintFinding:
 
 
 @dataclass(slots=True)
+class TakenRecord:
+    """A shard record taken from the channel's repodata.json: ours differed there."""
+
+    filename: str
+    fields: list[str]  # what differed; ["removed"]/["listed"]: present on one side only
+
+
+@dataclass(slots=True)
 class SubdirReport:
     subdir: str
     listed: int = 0
@@ -65,6 +73,9 @@ class SubdirReport:
     checksum_full_reads: int = 0
     checksum_bytes_read: int = 0  # also counted in bytes_read
     shards_pruned: list[str] = field(default_factory=list)
+    # records taken from the channel's repodata.json (patched by something we cannot see)
+    records_from_repodata: list[TakenRecord] = field(default_factory=list)
+    patch_warnings: list[str] = field(default_factory=list)  # also in `warnings`
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +103,7 @@ class SubdirReport:
             "checksum_full_reads": self.checksum_full_reads,
             "checksum_bytes_read": self.checksum_bytes_read,
             "shards_pruned": self.shards_pruned,
+            "records_from_repodata": [asdict(t) for t in self.records_from_repodata],
         }
 
 
@@ -118,7 +130,12 @@ class RunReport:
         }
         totals["bytes_read"] = self.total("bytes_read")
         totals["artifacts_read"] = self.total("artifacts_read")
-        for key in ("checksum_full_reads", "checksum_bytes_read", "shards_pruned"):
+        for key in (
+            "checksum_full_reads",
+            "checksum_bytes_read",
+            "shards_pruned",
+            "records_from_repodata",
+        ):
             totals[key] = self.total(key)
         return {
             "channel": self.channel,
@@ -201,6 +218,17 @@ def to_markdown(report: RunReport) -> str:
             f"{report.total('checksums_from_repodata')} taken from repodata.json.",
             "",
         ]
+    taken = [(s.subdir, t) for s in report.subdirs for t in s.records_from_repodata]
+    if taken:
+        lines += _details(
+            f"Records taken from the channel's repodata.json ({len(taken)}): patched there "
+            "by something this run cannot see",
+            [
+                f"- {code(f'{sub}/{t.filename}')}: {', '.join(code(f) for f in t.fields)}"
+                for sub, t in taken
+            ],
+            open_=len(taken) <= OPEN_CHANGES,
+        )
     pruned = [path for s in report.subdirs for path in s.shards_pruned]
     if pruned:
         verb_pruned = "pruned" if report.mode == "publish" else "would prune"

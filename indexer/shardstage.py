@@ -117,12 +117,13 @@ class ShardStage:
     def outputs(
         self,
         rendered: Mapping[str, bytes],
-        rows: Callable[[], Iterable[CachedArtifact]],
+        rows: Callable[[], tuple[Iterable[CachedArtifact], Iterable[str]]],
     ) -> list[Output]:
         """Missing shards (immutable, first), then the index, then repodata if asked.
 
         `rendered` maps package name → shard bytes (`renderpass`); `rows`
-        gives every artifact as clients see it, called only for repodata.json.
+        gives every artifact as clients see it and what patches removed, called
+        only for repodata.json.
         """
         hashes = {name: shards.digest(data) for name, data in rendered.items()}
         self.previous = self._read_previous()
@@ -147,7 +148,7 @@ class ShardStage:
                     )
         out.append(Output(self.index_path, shards.encode(index), MSGPACK_ZSTD_TYPE))
         if self.write_repodata:
-            document = repodata.repodata_json(self.subdir, rows())
+            document = repodata.repodata_json(self.subdir, *rows())
             path = f"{self.subdir}/{repodata.REPODATA_JSON}"
             out += [Output(path, document), zst_output(f"{path}.zst", document)]
         return out

@@ -107,7 +107,9 @@ def test_switching_modes_renders_again(channel, monkeypatch) -> None:
     assert seen.count("linux-64") == 2
 
 
-def test_patches_always_render(channel, monkeypatch, tmp_path) -> None:
+def test_patches_render_when_they_change(channel, monkeypatch, tmp_path) -> None:
+    """Issue 12 changed this: the instructions' content hash is in the stamp, so the same
+    patches no longer re-render every run (they used to), and changed ones do."""
     from indexer.patches import parse_instructions
 
     patch = {"patch_instructions_version": 2, "packages": {}, "packages.conda": {}}
@@ -115,4 +117,8 @@ def test_patches_always_render(channel, monkeypatch, tmp_path) -> None:
     run(channel, **options)
     seen = renders(monkeypatch)
     run(channel, **options)
+    assert seen == []
+    fix = {"pyc-0.1-0.conda": {"depends": ["python"]}}
+    changed = {"patches": {"noarch": parse_instructions({**patch, "packages.conda": fix}, "t")}}
+    run(channel, **changed)
     assert "noarch" in seen

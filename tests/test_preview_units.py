@@ -107,10 +107,13 @@ def test_load_directory_and_json_map(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"patch_instructions_version": 1}, "patch_instructions_version must be 2, found 1"),
+        # version 1 (conda-index's) is taken now; above 2 is refused
+        ({"patch_instructions_version": 3}, "patch_instructions_version 3 is not supported"),
+        # any filename is a key, as in conda-index (a .conda one reaches that .conda record);
+        # a fix must still be an object
         (
-            {"patch_instructions_version": 2, "packages": {"a.conda": {}}},
-            "must be a .tar.bz2 filename",
+            {"patch_instructions_version": 2, "packages": {"a-1-0.tar.bz2": []}},
+            "must be a filename mapped to an object",
         ),
         (
             {
