@@ -162,7 +162,8 @@ def test_records_we_cannot_reproduce_are_taken_and_reported(indexed: Path, tmp_p
     """Patched by something we cannot see (here: the instructions are gone)."""
     (indexed / "noarch" / "patch_instructions.json").unlink()
     report = index(run_cli, str(indexed), tmp_path)
-    taken = {t["filename"]: t["fields"] for t in report["subdirs"]["noarch"]["records_from_repodata"]}
+    listed = report["subdirs"]["noarch"]["records_from_repodata"]
+    taken = {t["filename"]: t["fields"] for t in listed}
     assert taken["hotfix-1.0-0.conda"] == ["depends", "revoked"]
     assert taken["condaonly-1.0-0.conda"] == ["depends", "extra", "license"]
     assert taken["removeme-1.0-0.tar.bz2"] == ["removed"]
