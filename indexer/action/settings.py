@@ -36,6 +36,7 @@ INPUTS: dict[str, str] = {
     "shards": "true",
     "prune-shards": "",
     "patches": "",
+    "channel-patches": "true",
     "staged": "",
     "comment": "auto",
     "comment-header": "default",
@@ -95,6 +96,7 @@ class Settings:
     shards: bool = True
     prune_shards: str = ""
     patches: str = ""
+    channel_patches: bool = True
     staged: str = ""
     comment: str = "auto"
     comment_header: str = "default"
@@ -162,6 +164,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         shards=_boolean("shards", value["shards"]),
         prune_shards=value["prune-shards"],
         patches=value["patches"],
+        channel_patches=_boolean("channel-patches", value["channel-patches"]),
         staged=value["staged"],
         comment=_choice("comment", value["comment"], COMMENT_POLICIES),
         comment_header=header,
@@ -195,6 +198,8 @@ def to_argv(settings: Settings, report: Path, summary: Path) -> list[str]:
     argv += ["--jobs", str(settings.jobs)]
     if not settings.shards:
         argv.append("--no-shards")
+    if not settings.channel_patches:
+        argv.append("--no-channel-patches")
     if settings.mode == "dry-run":
         argv.append("--dry-run")
     elif settings.mode == "preview":
