@@ -182,3 +182,48 @@ def test_patch_naming_missing_artifact() -> None:
 def test_respelled_spec_is_not_a_dropped_export() -> None:
     rows = [*CLEAN, row("libfoo-1.4-h0_0.conda", {"weak": ["libfoo>=1.4,<2"]})]
     assert lint_subdir(rows, ["libfoo-1.4-h0_0.conda"]) == []
+
+
+# -- conda-index 0.13's semantics (issue 12) -------------------------------------------
+def test_null_deletes_a_key_and_sets_a_missing_one_to_null() -> None:
+    from indexer.patches import PatchInstructions, apply_instructions
+
+    fix = {"license": None, "missing": None, "about": {"b": 2}, "depends": ["x"]}
+    out = apply_instructions(
+        {"a-1-0.tar.bz2": {"license": "MIT", "about": {"a": 1}, "depends": []}},
+        {},
+        PatchInstructions(packages={"a-1-0.tar.bz2": fix}),
+    )
+    assert out.packages["a-1-0.tar.bz2"] == {
+        "missing": None,
+        "about": {"a": 1, "b": 2},
+        "depends": ["x"],
+    }
+
+
+def test_revoking_a_fixed_pair_appends_to_their_shared_depends_twice() -> None:
+    from indexer.patches import PatchInstructions, apply_instructions
+
+    record = {"name": "a", "depends": ["python"]}
+    out = apply_instructions(
+        {"a-1-0.tar.bz2": record},
+        {"a-1-0.conda": record},
+        PatchInstructions(
+            packages={"a-1-0.tar.bz2": {"depends": ["py"]}},
+            revoke=("a-1-0.tar.bz2",),
+            remove=("gone-1-0.tar.bz2",),
+        ),
+    )
+    twice = ["py", "package_has_been_revoked", "package_has_been_revoked"]
+    assert out.packages["a-1-0.tar.bz2"]["depends"] == twice
+    assert out.packages_conda["a-1-0.conda"]["depends"] == twice
+    assert record == {"name": "a", "depends": ["python"]}  # inputs untouched
+    assert out.removed == []  # nothing of that name to remove
+
+
+def test_patch_package_that_is_not_a_package(tmp_path: Path) -> None:
+    (tmp_path / "p.conda").write_bytes(b"not a zip")
+    with pytest.raises(UsageError, match=r"cannot read .*p\.conda"):
+        load_patches(tmp_path / "p.conda")
+    with pytest.raises(UsageError, match="not found"):
+        load_patches("absent-1-0.conda")
