@@ -283,8 +283,12 @@ def _describe(exc: BaseException) -> str:
 
 
 # -- JSON, as conda reads it -----------------------------------------------------
+class _Refused(ValueError):
+    """Valid for `json`, but not something we can publish as read."""
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise _Refused(f"{name} is not a finite number")
 
 
 def load_json(data: bytes) -> Any:
@@ -299,7 +303,9 @@ def load_json(data: bytes) -> Any:
     try:
         value = json.loads(data, parse_constant=_refuse_constant)
     except RecursionError:
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels") from None
+    except _Refused:
+        raise
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over 4300 digits
         raise ValueError(f"not valid JSON ({_one_line(exc)})") from None
     _check_value(value)
@@ -312,7 +318,7 @@ def _check_value(value: Any) -> None:
         item, depth = stack.pop()
         if isinstance(item, dict | list):
             if depth >= MAX_DEPTH:
-                raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
             if isinstance(item, dict):
                 for key, child in item.items():
                     _check_text(key)
@@ -325,16 +331,16 @@ def _check_value(value: Any) -> None:
             continue
         elif isinstance(item, int):
             if not INT_MIN <= item <= INT_MAX:
-                raise ValueError(f"integer {_short(item)} does not fit in 64 bits")
+                raise _Refused(f"integer {_short(item)} does not fit in 64 bits")
         elif isinstance(item, float) and not math.isfinite(item):
-            raise ValueError("a number too large for a double (it reads as infinity)")
+            raise _Refused("a number too large for a double (it reads as infinity)")
 
 
 def _check_text(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("a string holds a lone surrogate (not valid Unicode)") from None
+        raise _Refused("a string holds a lone surrogate (not valid Unicode)") from None
 
 
 def _short(number: int) -> str:
@@ -350,11 +356,10 @@ def parse_index_json(data: bytes) -> dict[str, Any]:
     """index.json as a repodata record: conda-index's filtered fields."""
     try:
         raw = load_json(data)
+    except _Refused as exc:
+        raise UnreadableArtifact(f"{INDEX_JSON} is malformed: {exc}") from None
     except ValueError as exc:
-        text = str(exc)
-        if text.startswith("not valid JSON"):
-            raise UnreadableArtifact(f"{INDEX_JSON} is {text}") from None
-        raise UnreadableArtifact(f"{INDEX_JSON} is malformed: {text}") from None
+        raise UnreadableArtifact(f"{INDEX_JSON} is {exc}") from None
     if not isinstance(raw, dict):
         raise UnreadableArtifact(f"{INDEX_JSON} is not a JSON object")
     for field in ("name", "version", "build"):
