@@ -1,45 +1,70 @@
 """Read the `info` part of one artifact: its index.json record and run_exports.
 
-Only `info/` is ever read. A `.conda` is a zip whose `info-*.tar.zst` member
-is found through the zip directory (a file object that fetches spans, such
-as `s3reader.ArtifactFile`, is told where the member lies, so it fetches it
-in one request); a `.tar.bz2` is one stream that we stop at the first member
-outside `info/`. conda-package-streaming parses the tar streams. Anything wrong with
-the artifact becomes an `UnreadableArtifact` carrying a reason a maintainer
-can act on; a malformed `info/run_exports.json` only makes the run_exports
-unknown, the artifact itself stays indexed.
+Every tar is read by `tarfile`, through conda-package-streaming's
+`tar_generator`, so our view of a package is by construction the one conda
+and conda-index have. A `.conda` is a zip whose `info-*.tar.zst` member is
+found through the zip directory (as conda-package-streaming finds it), after
+checking that the directory and the local headers describe the same members
+(see `zipcheck`); a file object that fetches spans, such as
+`s3reader.ArtifactFile`, is told what is read next (`expect`), so it fetches
+each span in one request. A `.tar.bz2` is one stream: when its leading run of
+`info/` members holds `info/index.json`, reading stops at the first member
+outside `info/`; otherwise it reads on, taking `info/` members wherever they
+are (and says so: `ArtifactInfo.read_in_full`).
+
+Work per artifact is bounded where `tarfile` reads (`_Budget`): decompressed
+bytes, bytes between two members beyond the previous member's data (the
+pax/GNU headers `tarfile` holds in memory), the number of members, wall time.
+JSON is Python's `json` on the bytes, as conda reads it, and whatever it
+accepts that we could not store and publish as read (non-finite numbers,
+integers beyond 64 bits, lone surrogates, nesting deeper than `MAX_DEPTH`)
+is refused with a reason. Anything wrong with the artifact becomes an
+`UnreadableArtifact` carrying a reason a maintainer can act on; a malformed
+`info/run_exports.json` only makes the run_exports unknown, the artifact
+itself stays indexed.
 """
 
 from __future__ import annotations
 
 import bz2
+import io
+import json
+import math
 import os
 import tarfile
+import time
 import zipfile
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import orjson
 from conda_package_streaming import package_streaming
 
-try:  # the zstd conda-package-streaming uses (same errors, same reasons as before)
+try:  # the zstd conda-package-streaming uses (same errors, same reasons)
     from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
 except ImportError:
     from backports import zstd  # type: ignore[no-redef]
 
-from . import infotar
+from . import zipcheck
 from .errors import RunError
 
 INDEX_JSON = "info/index.json"
 RUN_EXPORTS_JSON = "info/run_exports.json"
-WANTED = frozenset({INDEX_JSON, RUN_EXPORTS_JSON})
+WANTED = (INDEX_JSON, RUN_EXPORTS_JSON)
 # Hostile artifacts must not exhaust memory: the JSON files we keep are tiny.
 MAX_MEMBER_BYTES = 16 * 1024 * 1024
-# Nor time: an info part this large (decompressed) is not a real package's.
+# Nor time: a tar this large (decompressed) is not worth reading for its info part.
 MAX_INFO_BYTES = 512 * 1024 * 1024
-# A .conda info tar up to this size (compressed and not) is decompressed whole.
-SMALL_INFO_BYTES = 4 * 1024 * 1024
+# Bytes tarfile may read between the end of one member's data and the next member
+# (its pax/GNU headers, which tarfile holds in memory): real ones are a few hundred.
+HEADER_BUDGET = 1024 * 1024
+# Members per tar (a .conda's info tar, or a .tar.bz2 read through).
+MAX_MEMBERS = 100_000
+# Wall time per artifact, checked at every read tarfile makes.
+MAX_SECONDS = 60.0
+# JSON nesting (a list or object is a level): real files have 3 or 4.
+MAX_DEPTH = 32
+# What 64 bits hold (signed minimum .. unsigned maximum), as orjson and msgpack write.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 # index.json fields that do not belong in repodata (as conda-index drops them).
 DROPPED_FIELDS = frozenset(
     {
@@ -60,6 +85,8 @@ DROPPED_FIELDS = frozenset(
 class UnreadableArtifact(Exception):
     """The artifact cannot be indexed; the message says why."""
 
+    read_in_full = False  # set when a .tar.bz2 was read on because info/ was not first
+
 
 @dataclass(frozen=True, slots=True)
 class ArtifactInfo:
@@ -68,88 +95,163 @@ class ArtifactInfo:
     record: dict[str, Any]  # index.json (filtered) + size
     run_exports: dict[str, Any] | None  # None: unknown (malformed in the package)
     run_exports_error: str | None  # why run_exports are unknown
+    read_in_full: bool = False  # a .tar.bz2 read past its payload: info/ was not first
 
 
 def read_info(filename: str, fileobj: BinaryIO, size: int) -> ArtifactInfo:
     """Parse one artifact's info part from `fileobj` (seekable for `.conda`)."""
-    members = _read_members(filename, fileobj)
-    if INDEX_JSON not in members:
-        raise UnreadableArtifact(f"no {INDEX_JSON} in the info part")
-    record = parse_index_json(members[INDEX_JSON])
-    record["size"] = size
-    if RUN_EXPORTS_JSON not in members:
-        return ArtifactInfo(record, {}, None)
+    found, read_in_full = _read_members(filename, fileobj)
     try:
-        run_exports = parse_run_exports(members[RUN_EXPORTS_JSON])
+        record = parse_index_json(_single(found[INDEX_JSON], INDEX_JSON))
+    except UnreadableArtifact as exc:
+        exc.read_in_full = read_in_full
+        raise
+    record["size"] = size
+    if not found[RUN_EXPORTS_JSON]:
+        return ArtifactInfo(record, {}, None, read_in_full)
+    try:
+        run_exports = parse_run_exports(_single(found[RUN_EXPORTS_JSON], RUN_EXPORTS_JSON))
+    except UnreadableArtifact as exc:  # duplicated, or not a regular file
+        return ArtifactInfo(record, None, str(exc), read_in_full)
     except ValueError as exc:
-        return ArtifactInfo(record, None, f"malformed {RUN_EXPORTS_JSON}: {exc}")
-    return ArtifactInfo(record, run_exports, None)
+        return ArtifactInfo(record, None, f"malformed {RUN_EXPORTS_JSON}: {exc}", read_in_full)
+    return ArtifactInfo(record, run_exports, None, read_in_full)
 
 
-def _read_members(filename: str, fileobj: BinaryIO) -> dict[str, bytes]:
-    """The wanted info members' bytes, reading as little as possible.
+def _single(copies: list[bytes | None], name: str) -> bytes:
+    """The one copy of `name` (None: a member of that name that is not a regular file)."""
+    if not copies:
+        raise UnreadableArtifact(f"no {name} in the info part")
+    if len(copies) > 1:
+        raise UnreadableArtifact(f"malformed: {name} appears {len(copies)} times")
+    if copies[0] is None:
+        raise UnreadableArtifact(f"{name} is not a regular file")
+    return copies[0]
 
-    A `.conda`'s info tar, when small (nearly always), is decompressed whole
-    and read by `infotar`; when that parser meets anything it does not read
-    exactly as tarfile does, tarfile reads it from the start, streaming.
+
+class _OverBudget(UnreadableArtifact):
+    """A limit of `_Budget` was passed (raised from inside tarfile's reads)."""
+
+
+class _Budget(io.RawIOBase):
+    """The decompressed stream tarfile reads from, with every per-artifact limit.
+
+    tarfile consumes pax and GNU headers inside `next()`, accumulating their
+    data in memory, so the limits are enforced here, at each read: total
+    bytes, bytes past `limit` (set after each member to where its data ends
+    plus `HEADER_BUDGET`), and the deadline.
     """
+
+    def __init__(self, raw: BinaryIO, deadline: float) -> None:
+        super().__init__()
+        self.raw = raw
+        self.deadline = deadline
+        self.pos = 0
+        self.limit = HEADER_BUDGET  # the first member's headers
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if time.monotonic() > self.deadline:
+            raise _OverBudget(f"reading took more than {MAX_SECONDS:.0f} s")
+        room = min(self.limit, MAX_INFO_BYTES) - self.pos + 1  # one more byte: detect passing
+        data = self.raw.read(room if size is None or size < 0 else min(size, room))
+        self.pos += len(data)
+        if self.pos > MAX_INFO_BYTES:
+            raise _OverBudget(f"info part larger than {MAX_INFO_BYTES // 2**20} MiB decompressed")
+        if self.pos > self.limit:
+            raise _OverBudget(
+                f"more than {HEADER_BUDGET // 1024} KiB of tar headers before one member"
+            )
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_members(filename: str, fileobj: BinaryIO) -> tuple[dict[str, list[bytes | None]], bool]:
+    """Every copy of the wanted members (see `scan`), and whether the tar was read in full."""
+    deadline = time.monotonic() + MAX_SECONDS
     try:
         if filename.endswith(".tar.bz2"):
-            bz2_file = bz2.open(fileobj, mode="rb")  # noqa: SIM115 (fileobj is the caller's)
-            stream = package_streaming.tar_generator(bz2_file)
+            raw: BinaryIO = bz2.open(fileobj, mode="rb")  # noqa: SIM115 (fileobj is the caller's)
+            stop_after_info = True
         elif filename.endswith(".conda"):
             zf, member = _conda_info(filename, fileobj)
-            data = _small_info(zf, member)
-            if data is not None:
-                try:
-                    return _collect(
-                        (m.name, m.size, m.isfile, lambda m=m: data[m.offset : m.offset + m.size])
-                        for m in infotar.members(data)
-                    )
-                except infotar.NotPlain:
-                    pass
-            stream = package_streaming.tar_generator(zstd.open(zf.open(member)))
+            raw = zstd.open(zf.open(member))
+            stop_after_info = False
         else:
             raise ValueError("unsupported file extension")
-        try:
-            return _collect(
-                (m.name, m.size, m.isfile(), lambda tar=tar, m=m: _extract(tar, m))
-                for tar, m in stream
-            )
-        finally:
-            stream.close()
+        budget = _Budget(raw, deadline)
+        return scan(budget, stop_after_info)
     except (UnreadableArtifact, RunError, FileNotFoundError):
         raise  # storage failures and vanished objects are the run's business, not the artifact's
+    except RecursionError:
+        raise UnreadableArtifact("archive nested too deeply to read") from None
     except Exception as exc:  # zip, zstd, bz2 and tar errors come in many types
         raise UnreadableArtifact(_describe(exc)) from None
 
 
-def _collect(members: Iterable[tuple[str, int, bool, Callable[[], bytes]]]) -> dict[str, bytes]:
-    """From (name, size, is a regular file, read its data): the wanted members' bytes."""
-    found: dict[str, bytes] = {}
-    info_bytes = 0
-    for name, size, isfile, read in members:
-        if not name.startswith("info/"):
-            break  # .tar.bz2: the package files start; info is behind us
-        info_bytes += size
-        if info_bytes > MAX_INFO_BYTES:
-            raise UnreadableArtifact(f"info part larger than {MAX_INFO_BYTES // 2**20} MiB")
-        if name in WANTED and name not in found:
-            if not isfile:
-                raise UnreadableArtifact(f"{name} is not a regular file")
-            if size > MAX_MEMBER_BYTES:
-                raise UnreadableArtifact(f"{name} is {size} bytes, over the limit")
-            found[name] = read()
-            if len(found) == len(WANTED):
-                break
-    return found
+def in_info(name: str) -> bool:
+    """A member of the info part: under `info/`, or the `info` directory entry itself."""
+    return name == "info" or name.startswith("info/")
+
+
+def scan(budget: _Budget, stop_after_info: bool) -> tuple[dict[str, list[bytes | None]], bool]:
+    """Every copy of `WANTED` in the tar `budget` reads (None: not a regular file).
+
+    `stop_after_info` (a `.tar.bz2`): in the leading run of info members,
+    stop once both wanted members are found, or at the first member outside
+    info once index.json is; without index.json there, read on through the
+    archive (the second value says so), taking info members wherever they are.
+    """
+    found: dict[str, list[bytes | None]] = {name: [] for name in WANTED}
+    leading = True
+    stream = package_streaming.tar_generator(budget)
+    try:
+        for count, (tar, member) in enumerate(stream, start=1):
+            tar.members.clear()  # stream mode keeps every TarInfo otherwise
+            if count > MAX_MEMBERS:
+                raise _OverBudget(f"more than {MAX_MEMBERS:,} tar members")
+            budget.limit = tar.offset + HEADER_BUDGET  # its data, then the next headers
+            name = member.name
+            if not in_info(name):
+                if stop_after_info and leading and found[INDEX_JSON]:
+                    break
+                leading = False
+                continue
+            if name in found:
+                found[name].append(_extract(tar, member))
+                if stop_after_info and leading and all(found.values()):
+                    break
+    finally:
+        stream.close()
+    return found, stop_after_info and not leading
+
+
+def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    """A wanted member's bytes; None when it is not a regular file."""
+    if not member.isfile():
+        return None
+    if member.size > MAX_MEMBER_BYTES:
+        raise UnreadableArtifact(f"{member.name} is {member.size} bytes, over the limit")
+    reader = tar.extractfile(member)
+    if reader is None:
+        return None
+    data = reader.read(member.size)  # not more: a larger size allocates that much up front
+    if len(data) != member.size:
+        raise UnreadableArtifact(f"truncated or damaged archive: {member.name} cut short")
+    return data
 
 
 def _conda_info(filename: str, fileobj: BinaryIO) -> tuple[zipfile.ZipFile, zipfile.ZipInfo]:
-    """The zip and its `info-*` member (as conda-package-streaming finds it).
+    """The zip and its `info-*` member (as conda-package-streaming finds it), checked.
 
-    A `fileobj` with an `expect(start, end)` method learns where the member
-    lies before it is read (one range GET on S3).
+    A `fileobj` with an `expect(start, end)` method learns each span before
+    it is read (one range GET on S3 for the local headers, one for the member).
     """
     # Open a lazy file object (S3) here: zipfile would turn its OSErrors, such as
     # the FileNotFoundError of an object deleted since the listing, into BadZipFile.
@@ -161,39 +263,13 @@ def _conda_info(filename: str, fileobj: BinaryIO) -> tuple[zipfile.ZipFile, zipf
         raise LookupError(f"didn't find info-{stem} component in {filename}")
     if len(found) > 1:
         raise LookupError(f"{len(found)} info-{stem} components in {filename}, expected one")
+    problem = zipcheck.disagreement(zf, fileobj, found[0])
+    if problem is not None:
+        raise UnreadableArtifact(f"zip central directory and local headers disagree: {problem}")
     expect = getattr(fileobj, "expect", None)
     if expect is not None:
-        expect(*_member_span(zf, found[0]))
+        expect(*zipcheck.member_span(zf, found[0]))
     return zf, found[0]
-
-
-def _small_info(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes | None:
-    """The whole decompressed info tar when it is small and sound, else None (stream it)."""
-    if member.compress_size > SMALL_INFO_BYTES:
-        return None
-    try:
-        with zf.open(member) as raw:
-            compressed = raw.read()
-        decompressor = zstd.ZstdDecompressor()
-        data = decompressor.decompress(compressed, max_length=SMALL_INFO_BYTES + 1)
-    except Exception:
-        return None  # the streaming path gives the verdict
-    if len(data) > SMALL_INFO_BYTES or not decompressor.eof or decompressor.unused_data:
-        return None
-    return data
-
-
-def _member_span(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, int]:
-    """Where `member` lies: from its local header to the next member or the directory."""
-    after = [i.header_offset for i in zf.infolist() if i.header_offset > member.header_offset]
-    return member.header_offset, min([*after, zf.start_dir])
-
-
-def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    reader = tar.extractfile(member)
-    if reader is None:
-        raise UnreadableArtifact(f"{member.name} cannot be read")
-    return reader.read(member.size)  # not more: a larger size allocates that much up front
 
 
 def _describe(exc: BaseException) -> str:
@@ -206,12 +282,84 @@ def _describe(exc: BaseException) -> str:
     return f"{kind}: {text}"
 
 
+# -- JSON, as conda reads it -----------------------------------------------------
+class _Refused(ValueError):
+    """Valid for `json`, but not something we can publish as read."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a finite number")
+
+
+def load_json(data: bytes) -> Any:
+    """`json.loads(data)` as conda does it, refusing what we could not publish as read.
+
+    Raises ValueError with a one-line reason: invalid JSON (a UTF-8 BOM is
+    fine, as `json` detects it), `NaN`/`Infinity`, a number that overflows to
+    infinity, an integer outside 64 bits, a string with a lone surrogate, or
+    nesting deeper than `MAX_DEPTH` (the cache, msgpack and the shard sorter
+    recurse; `json` itself gives up near 1,000 levels).
+    """
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels") from None
+    except _Refused:
+        raise
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over 4300 digits
+        raise ValueError(f"not valid JSON ({_one_line(exc)})") from None
+    _check_value(value)
+    return value
+
+
+def _check_value(value: Any) -> None:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    _check_text(key)
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not INT_MIN <= item <= INT_MAX:
+                raise _Refused(f"integer {_short(item)} does not fit in 64 bits")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise _Refused("a number too large for a double (it reads as infinity)")
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Refused("a string holds a lone surrogate (not valid Unicode)") from None
+
+
+def _short(number: int) -> str:
+    digits = str(number)
+    return digits if len(digits) <= 30 else f"{digits[:12]}…({len(digits)} digits)"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
 def parse_index_json(data: bytes) -> dict[str, Any]:
     """index.json as a repodata record: conda-index's filtered fields."""
     try:
-        raw = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise UnreadableArtifact(f"{INDEX_JSON} is not valid JSON: {exc}") from None
+        raw = load_json(data)
+    except _Refused as exc:
+        raise UnreadableArtifact(f"{INDEX_JSON} is malformed: {exc}") from None
+    except ValueError as exc:
+        raise UnreadableArtifact(f"{INDEX_JSON} is {exc}") from None
     if not isinstance(raw, dict):
         raise UnreadableArtifact(f"{INDEX_JSON} is not a JSON object")
     for field in ("name", "version", "build"):
@@ -223,16 +371,14 @@ def parse_index_json(data: bytes) -> dict[str, Any]:
 def parse_run_exports(data: bytes) -> dict[str, Any]:
     """run_exports as CEP-12 writes them; ValueError says what is malformed.
 
-    A list means `{"weak": list}` (CEP-34). A dict is kept as written; each
-    known key must hold a list of strings (`schema_version` is left alone).
+    A non-empty list means `{"weak": list}` (CEP-34); an empty one `{}`, as
+    conda-index writes it. A dict is kept as written; each known key must
+    hold a list of strings (`schema_version` is left alone).
     """
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc})") from None
+    value = load_json(data)
     if isinstance(value, list):
         _check_specs("weak", value)
-        return {"weak": value}
+        return {"weak": value} if value else {}
     if not isinstance(value, dict):
         raise ValueError(f"expected a list or an object, found {type(value).__name__}")
     for key, specs in value.items():
@@ -248,3 +394,15 @@ def _check_specs(key: str, specs: Any) -> None:
     for spec in specs:
         if not isinstance(spec, str):
             raise ValueError(f"{key!r} must hold match-spec strings, found {type(spec).__name__}")
+
+
+def filename_mismatch(filename: str, record: dict[str, Any]) -> str | None:
+    """Why `filename` is not index.json's `name-version-build` (None when it is)."""
+    stem = os.path.basename(filename)
+    for suffix in (".conda", ".tar.bz2"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    expected = f"{record.get('name')}-{record.get('version')}-{record.get('build')}"
+    if stem == expected:
+        return None
+    return f"the filename does not match index.json ({expected})"

@@ -14,6 +14,7 @@ from typing import Any
 
 from rattler import MatchSpec, Version, VersionSpec
 
+from .artifact import filename_mismatch
 from .cache import CachedArtifact, by_package
 from .patches import PatchInstructions, unknown_targets
 
@@ -21,6 +22,7 @@ DROPPED = "dropped-run-exports"
 INVALID_SPEC = "invalid-match-spec"
 EXCLUDES_OWN = "pin-excludes-own-version"
 UNKNOWN_PATCH_TARGET = "patch-unknown-artifact"
+FILENAME_MISMATCH = "filename-mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,12 @@ def lint_package(rows: list[CachedArtifact], touched: set[str]) -> list[Lint]:
     """Lints of the touched artifacts among `rows`, every readable build of one package."""
     lints: list[Lint] = []
     for row in rows:
-        if row.filename not in touched or row.run_exports is None:
+        if row.filename not in touched:
+            continue
+        mismatch = filename_mismatch(row.filename, row.record)
+        if mismatch is not None:  # indexed anyway, as conda-index indexes it
+            lints.append(Lint(row.filename, FILENAME_MISMATCH, mismatch))
+        if row.run_exports is None:
             continue
         lints += _spec_lints(row)
         previous = previous_build(row, rows)

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from .artifact import UnreadableArtifact, read_info
+from .artifact import UnreadableArtifact, filename_mismatch, read_info
 from .cache import Cache, CachedArtifact
 from .progress import Progress
-from .report import SubdirReport
+from .report import Problem, SubdirReport
 from .storage import ChannelStore, Entry
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,19 @@ def read_and_cache(
             log.warning("%s/%s disappeared while the run read it", subdir, entry.name)
             vanished.append(entry.name)
             continue
-        row, nbytes = outcome
+        row, nbytes, read_in_full = outcome
         report.artifacts_read += 1
         report.bytes_read += nbytes
+        if read_in_full:  # a .tar.bz2 whose info/ was not first: read past its payload
+            report.read_in_full += 1
+            report.read_in_full_bytes += nbytes
         if row.error:
             log.warning("%s/%s is unreadable: %s", subdir, entry.name, row.error)
+        elif row.record is not None:
+            mismatch = filename_mismatch(entry.name, row.record)
+            if mismatch is not None:
+                log.warning("%s/%s: %s", subdir, entry.name, mismatch)
+                report.filename_mismatches.append(Problem(entry.name, mismatch))
         batch.append(row)
         if len(batch) >= COMMIT_EVERY:
             cache.update(put=batch)
@@ -60,14 +68,19 @@ def read_and_cache(
     return vanished
 
 
-def _read_one(store: ChannelStore, subdir: str, entry: Entry) -> tuple[CachedArtifact, int] | None:
+def _read_one(
+    store: ChannelStore, subdir: str, entry: Entry
+) -> tuple[CachedArtifact, int, bool] | None:
+    """(the cache row, bytes read, read in full), or None when the artifact vanished."""
     try:
         with store.open_artifact(subdir, entry.name, entry.token) as fileobj:
             try:
                 info = read_info(entry.name, fileobj, entry.size)
             except UnreadableArtifact as exc:
                 row = CachedArtifact(entry.name, entry.size, entry.token, error=str(exc))
+                read_in_full = exc.read_in_full
             else:
+                read_in_full = info.read_in_full
                 row = CachedArtifact(
                     entry.name,
                     entry.size,
@@ -76,7 +89,7 @@ def _read_one(store: ChannelStore, subdir: str, entry: Entry) -> tuple[CachedArt
                     run_exports=info.run_exports,
                     run_exports_error=info.run_exports_error,
                 )
-            return row, fileobj.bytes_read
+            return row, fileobj.bytes_read, read_in_full
     except FileNotFoundError:
         return None
 

@@ -72,6 +72,11 @@ class SubdirReport:
     checksums_from_repodata: int = 0
     checksum_full_reads: int = 0
     checksum_bytes_read: int = 0  # also counted in bytes_read
+    # .tar.bz2 read past their payload because info/ was not first (also in bytes_read)
+    read_in_full: int = 0
+    read_in_full_bytes: int = 0
+    # indexed, but the filename is not index.json's name-version-build
+    filename_mismatches: list[Problem] = field(default_factory=list)
     shards_pruned: list[str] = field(default_factory=list)
     # records taken from the channel's repodata.json (patched by something we cannot see)
     records_from_repodata: list[TakenRecord] = field(default_factory=list)
@@ -91,6 +96,7 @@ class SubdirReport:
                 "removed": self.removed,
                 "unreadable": [asdict(p) for p in self.unreadable],
                 "run_exports_unknown": [asdict(p) for p in self.run_exports_unknown],
+                "filename_mismatches": [asdict(p) for p in self.filename_mismatches],
             },
             "run_exports_changes": [asdict(c) for c in self.run_exports_changes],
             "lints": [asdict(lint) for lint in self.lints],
@@ -104,6 +110,8 @@ class SubdirReport:
             "checksum_bytes_read": self.checksum_bytes_read,
             "shards_pruned": self.shards_pruned,
             "records_from_repodata": [asdict(t) for t in self.records_from_repodata],
+            "read_in_full": self.read_in_full,
+            "read_in_full_bytes": self.read_in_full_bytes,
         }
 
 
@@ -135,6 +143,8 @@ class RunReport:
             "checksum_bytes_read",
             "shards_pruned",
             "records_from_repodata",
+            "read_in_full",
+            "read_in_full_bytes",
         ):
             totals[key] = self.total(key)
         return {
@@ -210,6 +220,19 @@ def to_markdown(report: RunReport) -> str:
                 for sub, p, what in problems
             ],
         )
+    mismatches = [(s.subdir, p) for s in report.subdirs for p in s.filename_mismatches]
+    if mismatches:
+        lines += _details(
+            f"Filenames that do not match index.json ({len(mismatches)}, indexed anyway)",
+            [f"- {code(f'{sub}/{p.filename}')}: {plain(p.reason)}" for sub, p in mismatches],
+        )
+    read_in_full = report.total("read_in_full")
+    if read_in_full:
+        lines += [
+            f"info/ not first: {read_in_full} .tar.bz2 artifact(s) read in full "
+            f"({_bytes(report.total('read_in_full_bytes'))}).",
+            "",
+        ]
     full_reads = report.total("checksum_full_reads")
     if full_reads:
         lines += [
