@@ -178,7 +178,7 @@ def to_markdown(report: RunReport) -> str:
         lines += _details(
             f"Lints ({len(lints)})",
             [
-                f"- {code(f'{sub}/{lint.filename}')} ({lint.kind}): {plain(lint.message)}"
+                f"- {code(f'{sub}/{lint.filename}')} ({plain(lint.kind)}): {plain(lint.message)}"
                 for sub, lint in lints
             ],
             open_=True,
