@@ -24,7 +24,7 @@ from .pipeline import Options, index_channel
 from .redact import RedactingFilter, forget, redact, register_url
 from .report import RunReport, to_markdown
 from .s3 import ADDRESSING_STYLES, S3Options, is_s3_url, open_s3_cache_home, open_s3_store
-from .shardstage import check_prune_age, parse_age
+from .shardstage import MIN_PRUNE_AGE_S, check_prune_age, human_age, parse_age
 from .staged import StagedOverlay
 from .storage import ChannelStore
 
@@ -150,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune-shards",
         type=_age,
         metavar="AGE",
-        help="delete shards no index names that are older than AGE (e.g. 7d, 12h)",
+        help="delete shards no index names that are older than AGE (e.g. 7d, 12h); at least "
+        f"{human_age(MIN_PRUNE_AGE_S)}, the shard index's max-age plus an hour for a CDN "
+        "(docs/shards.md)",
     )
     s3 = index.add_argument_group(
         "S3 channels", "the usual AWS_* variables and boto3's credential chain apply"

@@ -67,14 +67,14 @@ def check_prune_age(seconds: float) -> float:
     if seconds < MIN_PRUNE_AGE_S:
         raise UsageError(
             f"--prune-shards: AGE must be at least {MIN_PRUNE_AGE_S}s "
-            f"({_human(MIN_PRUNE_AGE_S)}), got {_human(seconds)}: clients may cache the shard "
-            f"index for {index_max_age()}s (its max-age) plus {_human(CDN_ALLOWANCE_S)} "
+            f"({human_age(MIN_PRUNE_AGE_S)}), got {human_age(seconds)}: clients may cache the "
+            f"shard index for {index_max_age()}s (its max-age) plus {human_age(CDN_ALLOWANCE_S)} "
             "allowed for a CDN, and must still find the shards it names"
         )
     return seconds
 
 
-def _human(seconds: float) -> str:
+def human_age(seconds: float) -> str:
     """`3660` → `1h1m`: the age in the units --prune-shards takes."""
     left, parts = round(seconds), []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
