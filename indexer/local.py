@@ -91,7 +91,7 @@ class LocalStore:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise UsageError(f"channel directory not found: {root}")
-        self.location = str(self.root)
+        self.location = shown_name(str(self.root))  # for reports: always valid UTF-8
         self._lock = threading.Lock()
         self._bytes_read = 0
         # subdir → one line per file left out of the listing (cli adds them to the report)

@@ -99,3 +99,12 @@ def test_the_action_refuses_a_short_prune_age(tmp_path: Path) -> None:
     result = run_action(runner_env(tmp_path / "run", inputs))
     assert result.status == 2
     assert "--prune-shards: AGE must be at least 3660s" in result.stderr
+
+
+def test_a_channel_directory_whose_name_is_not_utf8_is_indexed(tmp_path: Path) -> None:
+    channel = Path(os.fsdecode(os.fsencode(tmp_path) + b"/ch\xff"))
+    build_artifact(channel / "noarch", "a", run_exports={"weak": ["a"]})
+    done = cli(channel, "--report", tmp_path / "r.json", "-q")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["channel"].endswith("/ch\\xff")
+    assert (channel / "noarch" / "run_exports.json").is_file()
