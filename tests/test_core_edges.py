@@ -108,3 +108,13 @@ def test_a_channel_directory_whose_name_is_not_utf8_is_indexed(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "r.json").read_text())["channel"].endswith("/ch\\xff")
     assert (channel / "noarch" / "run_exports.json").is_file()
+
+
+def test_an_input_with_a_newline_cannot_start_a_workflow_command(tmp_path: Path) -> None:
+    channel = tmp_path / "ch\n::error::pwned"
+    build_artifact(channel / "noarch", "a")
+    result = run_action(runner_env(tmp_path / "run", {"channel": str(channel)}))
+    assert result.status == 0, result.stderr
+    lines = (result.stdout + "\n" + result.stderr).splitlines()
+    assert not [line for line in lines if line.lstrip().startswith("::error")]
+    assert any(line.startswith("run-exports-index index ") for line in lines)

@@ -126,7 +126,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
     for stale in (files.report, files.summary):  # a persistent workspace keeps old runs' files
         stale.unlink(missing_ok=True)
     with workflow.group(f"run-exports-index: {settings.mode} {settings.channel}"):
-        print(f"run-exports-index {redact(shlex.join(argv))}", flush=True)
+        # one line, credentials redacted: inputs may hold newlines or an endpoint's password
+        print(f"run-exports-index {cli.one_line(shlex.join(argv))}", flush=True)
         status = cli.main(argv)
     if not files.report.is_file():
         workflow.error(
