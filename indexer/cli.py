@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,9 +21,10 @@ from .errors import RunError, UsageError
 from .local import LocalStore
 from .patches import load_patches
 from .pipeline import Options, index_channel
+from .redact import RedactingFilter, forget, redact, register_url
 from .report import RunReport, to_markdown
 from .s3 import ADDRESSING_STYLES, S3Options, is_s3_url, open_s3_cache_home, open_s3_store
-from .shardstage import parse_age
+from .shardstage import MIN_PRUNE_AGE_S, check_prune_age, human_age, parse_age
 from .staged import StagedOverlay
 from .storage import ChannelStore
 
@@ -34,17 +37,27 @@ artifacts and remembering the rest in a SQLite cache."""
 
 
 def one_line(text: object) -> str:
-    """Control characters shown escaped, so a name from an artifact or a pull
-    request cannot start a line of its own (GitHub reads `::command::` lines
-    from the log)."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
+    """Control characters shown escaped and credentials redacted, so a name from an
+    artifact or a pull request cannot start a line of its own (GitHub reads
+    `::command::` lines from the log) and no password reaches the log."""
+    text = redact(text)
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def guard_lines(text: str) -> str:
+    """Multi-line text (a --verbose traceback) with no line that the runner could
+    take for a workflow command: a line starting with `::` (after blanks) is indented
+    behind a `| ` marker. Credentials are redacted."""
+    return "\n".join(
+        f"| {line}" if line.lstrip().startswith("::") else line for line in redact(text).split("\n")
+    )
 
 
 class _OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         if record.exc_info:  # tracebacks (--verbose) stay readable
-            return text
+            return guard_lines(text)
         return one_line(text)
 
 
@@ -144,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune-shards",
         type=_age,
         metavar="AGE",
-        help="delete shards no index names that are older than AGE (e.g. 7d, 12h)",
+        help="delete shards no index names that are older than AGE (e.g. 7d, 12h); at least "
+        f"{human_age(MIN_PRUNE_AGE_S)}, the shard index's max-age plus an hour for a CDN "
+        "(docs/shards.md)",
     )
     s3 = index.add_argument_group(
         "S3 channels", "the usual AWS_* variables and boto3's credential chain apply"
@@ -174,7 +189,7 @@ def _positive_int(text: str) -> int:
 
 def _age(text: str) -> float:
     try:
-        return parse_age(text)
+        return check_prune_age(parse_age(text))
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--prune-shards: ")) from None
 
@@ -239,10 +254,22 @@ def _run(store: ChannelStore, home: CacheHome, args: argparse.Namespace) -> RunR
     if options.read_only:
         scratch = ScratchCacheHome(home)
         try:
-            return index_channel(store, scratch, options)
+            return with_skipped(index_channel(store, scratch, options), store)
         finally:
             scratch.close()
-    return index_channel(store, home, options)
+    return with_skipped(index_channel(store, home, options), store)
+
+
+def with_skipped(report: RunReport, store: ChannelStore) -> RunReport:
+    """The files a local listing left out (names that are not UTF-8) added to
+    their subdir's warnings, so the summary says which file and why."""
+    lines: dict[str, set[str]] = {}
+    for part in (store, getattr(store, "base", None), getattr(store, "staged", None)):
+        for subdir, skipped in getattr(part, "skipped", {}).items():
+            lines.setdefault(subdir, set()).update(skipped)
+    for s in report.subdirs:
+        s.warnings += sorted(lines.get(s.subdir, ()))
+    return report
 
 
 def write_outputs(report: RunReport, args: argparse.Namespace) -> str:
@@ -260,20 +287,56 @@ def has_problems(report: RunReport) -> bool:
     return any(s.unreadable or s.run_exports_unknown for s in report.subdirs)
 
 
+def redact_report(report: RunReport) -> RunReport:
+    """The report with credentials redacted from every message in it (in place).
+
+    Messages (the channel, the run error, reasons, warnings, lints) may repeat
+    an endpoint URL from an exception; filenames are the channel's own and are
+    kept as they are.
+    """
+    report.channel = redact(report.channel)
+    if report.error is not None:
+        report.error = redact(report.error)
+    for s in report.subdirs:
+        for problem in (*s.unreadable, *s.run_exports_unknown):
+            problem.reason = redact(problem.reason)
+        for lint in s.lints:
+            lint.message = redact(lint.message)
+        s.warnings = [redact(w) for w in s.warnings]
+    return report
+
+
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+
+
+def register_secrets(argv: Sequence[str] | None) -> None:
+    """Register the credentials of every URL we may be given (arguments, boto3's
+    endpoint variables) before anything could print them."""
+    forget()
+    texts = [*(sys.argv[1:] if argv is None else argv)]
+    texts += [os.environ.get(name, "") for name in ENDPOINT_VARIABLES]
+    for text in texts:
+        if "://" in text:
+            register_url(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    register_secrets(argv)
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
-        print(f"run-exports-index: error: {exc}", file=sys.stderr)
+        print(f"run-exports-index: error: {one_line(exc)}", file=sys.stderr)
         return 2
     if args.command is None:
         build_parser().print_help(sys.stderr)
         return 2
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLineFormatter("%(levelname)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    logging.captureWarnings(True)  # library warnings through the same filter, one line each
     try:
-        report = run_index(args)
+        report = redact_report(run_index(args))
     except UsageError as exc:
         print(f"run-exports-index: error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -282,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:
         if args.verbose:
-            raise
+            print(guard_lines(traceback.format_exc()), file=sys.stderr, end="")
         print(
             f"run-exports-index: internal error: {type(exc).__name__}: {one_line(exc)} "
             "(run with --verbose for details)",

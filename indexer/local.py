@@ -9,6 +9,7 @@ lock on the channel so two runs on one machine cannot interleave.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import uuid
@@ -19,6 +20,27 @@ from typing import BinaryIO
 
 from .errors import Conflict, RunError, UsageError
 from .storage import CACHE_PREFIX, Entry, is_subdir_name
+
+log = logging.getLogger(__name__)
+
+
+def utf8_name(name: str) -> bool:
+    """Whether a name from the file system is valid UTF-8.
+
+    Python hands undecodable bytes over as lone surrogates (PEP 383); such a
+    name can be neither written to the report, the cache nor a channel index
+    (conda's repodata is UTF-8 JSON), so the file is skipped and said so.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_name(name: str) -> str:
+    """A file name for a message: undecodable bytes as `\\xNN`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 class CountingFile:
@@ -69,9 +91,11 @@ class LocalStore:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise UsageError(f"channel directory not found: {root}")
-        self.location = str(self.root)
+        self.location = shown_name(str(self.root))  # for reports: always valid UTF-8
         self._lock = threading.Lock()
         self._bytes_read = 0
+        # subdir → one line per file left out of the listing (cli adds them to the report)
+        self.skipped: dict[str, list[str]] = {}
 
     # -- listing -----------------------------------------------------------
     def list_subdirs(self) -> list[str]:
@@ -80,15 +104,29 @@ class LocalStore:
 
     def list_subdir(self, subdir: str) -> list[Entry]:
         folder = self.root / subdir
+        entries, skipped = [], []
         try:
             with os.scandir(folder) as it:
-                entries = [
-                    Entry(e.name, st.st_size, _token(st), st.st_mtime)
-                    for e in it
-                    if e.is_file(follow_symlinks=True) and (st := e.stat())
-                ]
+                for e in it:
+                    if not e.is_file(follow_symlinks=True):
+                        continue
+                    if not utf8_name(e.name):
+                        skipped.append(
+                            f"{subdir}/{shown_name(e.name)}: skipped, its file name is not "
+                            "valid UTF-8 (rename it)"
+                        )
+                        continue
+                    st = e.stat()
+                    entries.append(Entry(e.name, st.st_size, _token(st), st.st_mtime))
         except FileNotFoundError:
             return []
+        skipped.sort()
+        with self._lock:
+            told = set(self.skipped.get(subdir, ()))
+            self.skipped[subdir] = skipped
+        for line in skipped:
+            if line not in told:  # listed again (staged overlays list often): said once
+                log.warning("%s", line)
         return sorted(entries, key=lambda e: e.name)
 
     # -- artifacts -----------------------------------------------------------

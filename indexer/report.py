@@ -7,6 +7,7 @@ The JSON is what tools read (`--report`); the Markdown is what people read
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -172,7 +173,7 @@ def to_markdown(report: RunReport) -> str:
     """The report for people: a table of counts, then the details that matter."""
     lines = [f"## {MARKDOWN_TITLE}: {code(report.channel)}", ""]
     if report.error:
-        lines += [f"> [!CAUTION]\n> Run failed: {report.error}", ""]
+        lines += [f"> [!CAUTION]\n> Run failed: {plain(report.error)}", ""]
     verb = "would upload" if report.mode != "publish" else "uploaded"
     lines += [
         f"Mode **{report.mode}** · {len(report.subdirs)} subdir(s) · "
@@ -204,7 +205,7 @@ def to_markdown(report: RunReport) -> str:
         lines += _details(
             f"Lints ({len(lints)})",
             [
-                f"- {code(f'{sub}/{lint.filename}')} ({lint.kind}): {plain(lint.message)}"
+                f"- {code(f'{sub}/{lint.filename}')} ({plain(lint.kind)}): {plain(lint.message)}"
                 for sub, lint in lints
             ],
             open_=True,
@@ -266,23 +267,67 @@ def to_markdown(report: RunReport) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# Characters that would reorder or hide text (bidi embeddings, overrides and
+# isolates, zero-width spaces and joiners, the BOM, line/paragraph separators):
+# every Unicode "format" (Cf) and separator (Zl, Zp) character, shown as \uXXXX.
+def _visible(char: str) -> str:
+    if unicodedata.category(char) in ("Cf", "Zl", "Zp"):
+        return f"\\u{ord(char):04x}"
+    return char
+
+
+def _flat(text: object) -> str:
+    """One line: control characters → a space, invisible ones → `\\uXXXX`."""
+    flat = re.sub(r"[\x00-\x1f\x7f-\x9f]+", " ", str(text))
+    return "".join(_visible(c) if ord(c) > 0x7F else c for c in flat)
+
+
 def code(text: object) -> str:
     """`text` as an inline code span that nothing inside can break out of.
 
     Filenames, specs and reasons come from artifacts and pull requests: a
-    backtick, a newline or `</details>` in them must not change the page.
+    backtick, a newline or `</details>` in them must not change the page, and
+    GitHub never links, mentions or references anything inside a code span.
+    The fence is longer than any backtick run in the text.
     """
-    flat = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text))
+    flat = _flat(text)
     longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""
     return f"{fence}{pad}{flat}{pad}{fence}"
 
 
+# Words that stay plain text: ASCII letters, digits and punctuation that
+# GitHub's Markdown, mentions, references and autolinks never act on. Any other
+# word goes into a code span (where nothing is linked), and so does one that
+# looks like a URL, a domain, `GH-1` or a commit SHA (7+ hex digits).
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9.,;:()'\"=+\-_/%!?]+")
+_LINK_LIKE = re.compile(r"(?i)(://|www\.|gh-\d|[0-9a-f]{7}|[a-z0-9]\.[a-z]{2,}(?:$|[^a-z0-9]))")
+_EDGE = re.compile(r"^([(\"']*)(.*?)([)\"'.,;:!?]*)$", re.S)
+
+
 def plain(text: object) -> str:
-    """Untrusted text outside a code span: one line, no HTML, mentions, links or code."""
-    flat = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text)).replace("<", "&lt;")
-    return re.sub(r"([@\[\]`])", r"\\\1", flat)
+    """Untrusted text outside a code span: one line, and nothing in it can mention,
+    reference or link (`@user`, `#1`, `org/repo#1`, `GH-1`, SHAs, URLs, HTML).
+
+    GitHub applies mentions and references after rendering, to the text of the
+    page, so escaping (`\\@user`, `&#64;`) does not help; a code span does. Words
+    that are plain prose stay as they are; every other word becomes a code span.
+    """
+    words = re.split(r"( +)", _flat(text))
+    return "".join(word if _is_plain(word) else _code_word(word) for word in words)
+
+
+def _is_plain(word: str) -> bool:
+    return not word.strip() or (
+        _PLAIN_WORD.fullmatch(word) is not None and not _LINK_LIKE.search(word)
+    )
+
+
+def _code_word(word: str) -> str:
+    """A word in a code span, with plain brackets and punctuation left outside."""
+    lead, core, trail = _EDGE.match(word).groups()  # type: ignore[union-attr]
+    return f"{lead}{code(core)}{trail}" if core else code(word)
 
 
 def _details(title: str, items: list[str], open_: bool = False) -> list[str]:

@@ -40,6 +40,7 @@ from tenacity import (
 )
 
 from .errors import RunError, UsageError
+from .redact import redact
 from .s3gets import LazyGets
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,8 @@ class S3Api:
         self._lock = threading.Lock()
         self._reached = False  # has the endpoint ever answered?
         self.client, credentials = build_client(options)
-        self.endpoint_url = self.client.meta.endpoint_url
+        # for messages: the endpoint without the credentials a URL may carry
+        self.endpoint_url = redact(self.client.meta.endpoint_url)
         # artifact reads: signed GETs without the client's per-request machinery
         self.gets = LazyGets(self.client, bucket, credentials)
 
@@ -284,7 +286,7 @@ def build_client(options: S3Options) -> tuple[Any, Any]:
     try:
         client = session.client("s3", endpoint_url=options.endpoint_url or None, config=config)
     except ValueError as exc:  # a malformed endpoint URL
-        raise UsageError(f"invalid S3 endpoint {options.endpoint_url!r}: {exc}") from None
+        raise UsageError(redact(f"invalid S3 endpoint {options.endpoint_url!r}: {exc}")) from None
     return client, session.get_credentials()
 
 
@@ -324,8 +326,8 @@ def describe(exc: BaseException | None) -> str:
     if isinstance(exc, bex.ClientError):
         code, status = error_code(exc)
         message = exc.response.get("Error", {}).get("Message") or ""
-        return f"{code} (HTTP {status})" + (f": {message}" if message else "")
-    return f"{type(exc).__name__}: {exc}"
+        return redact(f"{code} (HTTP {status})" + (f": {message}" if message else ""))
+    return redact(f"{type(exc).__name__}: {exc}")  # botocore repeats the URL it tried
 
 
 def _snake(operation: str) -> str:

@@ -44,6 +44,7 @@ from botocore.awsrequest import AWSPreparedRequest
 from botocore.httpsession import mask_proxy_url
 from urllib3.util import Retry
 
+from .redact import redact
 from .sigv4 import ALGORITHM, Secret, amz_date, host_header, sign_get
 
 log = logging.getLogger(__name__)
@@ -298,7 +299,7 @@ class LazyGets:
                 log.debug(
                     "artifact GETs for s3://%s are signed here (%s%s..., region %s)",
                     self.bucket,
-                    signed.base,
+                    redact(signed.base),
                     signed.path_prefix,
                     signed.region,
                 )

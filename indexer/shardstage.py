@@ -22,6 +22,7 @@ from .diff import Plan
 from .errors import UsageError
 from .publish import (
     IMMUTABLE_CACHE_CONTROL,
+    INDEX_CACHE_CONTROL,
     MSGPACK_ZSTD_TYPE,
     Output,
 )
@@ -33,6 +34,19 @@ log = logging.getLogger(__name__)
 
 _AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# What a client may keep using an old shard index for: the index's own max-age
+# (as publish.py writes it) plus this allowance for a CDN or proxy in front of
+# the channel that caches the index longer (docs/shards.md, "Pruning").
+CDN_ALLOWANCE_S = 3600
+
+
+def index_max_age(cache_control: str = INDEX_CACHE_CONTROL) -> int:
+    """The `max-age` seconds of a Cache-Control value (0 without one)."""
+    match = re.search(r"(?:^|[,\s])max-age=(\d+)", cache_control)
+    return int(match.group(1)) if match else 0
+
+
+MIN_PRUNE_AGE_S = index_max_age() + CDN_ALLOWANCE_S
 
 
 def parse_age(text: str) -> float:
@@ -41,6 +55,33 @@ def parse_age(text: str) -> float:
     if not match:
         raise UsageError(f"--prune-shards: expected an age such as 7d, 12h or 30m, got {text!r}")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def check_prune_age(seconds: float) -> float:
+    """`seconds` if pruning that young cannot break a client, else UsageError.
+
+    A client may hold the previous shard index for its max-age, and a CDN
+    longer; it must still find every shard that index names. So AGE must be
+    at least the index's max-age plus `CDN_ALLOWANCE_S`.
+    """
+    if seconds < MIN_PRUNE_AGE_S:
+        raise UsageError(
+            f"--prune-shards: AGE must be at least {MIN_PRUNE_AGE_S}s "
+            f"({human_age(MIN_PRUNE_AGE_S)}), got {human_age(seconds)}: clients may cache the "
+            f"shard index for {index_max_age()}s (its max-age) plus {human_age(CDN_ALLOWANCE_S)} "
+            "allowed for a CDN, and must still find the shards it names"
+        )
+    return seconds
+
+
+def human_age(seconds: float) -> str:
+    """`3660` → `1h1m`: the age in the units --prune-shards takes."""
+    left, parts = round(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or "0s"
 
 
 def prunable(

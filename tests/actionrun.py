@@ -43,7 +43,8 @@ class Result:
         """Every channel the step shows anything through (for secret checks)."""
         files = Path(self.env["GITHUB_WORKSPACE"], ".run-exports-index-report").rglob("*")
         texts = [p.read_text(errors="replace") for p in files if p.is_file()]
-        raw_outputs = Path(self.env["GITHUB_OUTPUT"]).read_text()
+        output_file = Path(self.env["GITHUB_OUTPUT"])  # absent when the step failed early
+        raw_outputs = output_file.read_text() if output_file.exists() else ""
         return "\n".join([self.stdout, self.stderr, self.summary, raw_outputs, *texts])
 
 

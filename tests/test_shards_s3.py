@@ -12,8 +12,12 @@ from conftest import CORPUS_SUBDIRS, EXPECTED
 from s3server import S3Endpoint, download_prefix, upload_tree
 from shardtools import hexed, unpack
 
+from indexer.cli import default_cache_home, open_store
+from indexer.pipeline import Options, index_channel
 from indexer.publish import IMMUTABLE_CACHE_CONTROL
+from indexer.s3 import S3Options
 from indexer.sample import build_artifact
+from indexer.shardstage import MIN_PRUNE_AGE_S
 
 PREFIX = "channel"
 
@@ -72,6 +76,17 @@ def test_corpus_shards_over_s3(corpus_channel: Path, aws_env: S3Endpoint, run_cl
     assert record["sha256"] == hashlib.sha256(new.read_bytes()).hexdigest()
 
 
+def prune(s3: S3Endpoint, bucket: str, age: float) -> dict:
+    """An in-process run with `prune_shards=age`: the CLI refuses ages shorter than
+    MIN_PRUNE_AGE_S, and a test cannot wait an hour for an object to age."""
+    store = open_store(f"s3://{bucket}/{PREFIX}", S3Options(endpoint_url=s3.endpoint_url))
+    home = default_cache_home(store, None)
+    try:
+        return index_channel(store, home, Options(shards=True, prune_shards=age)).to_dict()
+    finally:
+        home.close()  # type: ignore[attr-defined]
+
+
 def test_prune_over_s3(aws_env: S3Endpoint, run_cli, tmp_path: Path) -> None:
     """Objects on S3 cannot be backdated: only the age comparison is shown here."""
     s3 = aws_env
@@ -81,9 +96,10 @@ def test_prune_over_s3(aws_env: S3Endpoint, run_cli, tmp_path: Path) -> None:
     index(run_cli, s3, bucket, tmp_path)
     orphan = f"{PREFIX}/noarch/shards/{'e' * 64}.msgpack.zst"
     s3.client().put_object(Bucket=bucket, Key=orphan, Body=b"x")
-    report = index(run_cli, s3, bucket, tmp_path, "--prune-shards", "1h")
+    report = index(run_cli, s3, bucket, tmp_path, "--prune-shards", "2h")
     assert report["totals"]["shards_pruned"] == 0  # uploaded just now: inside the grace
-    report = index(run_cli, s3, bucket, tmp_path, "--prune-shards", "0s")
+    assert prune(s3, bucket, MIN_PRUNE_AGE_S)["totals"]["shards_pruned"] == 0
+    report = prune(s3, bucket, 0.0)
     assert report["subdirs"]["noarch"]["shards_pruned"] == [f"noarch/shards/{'e' * 64}.msgpack.zst"]
     keys = download_prefix(s3.client(), bucket, PREFIX)
     assert f"noarch/shards/{'e' * 64}.msgpack.zst" not in keys

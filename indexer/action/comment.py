@@ -20,6 +20,7 @@ from typing import Any
 
 from github import Auth, Github, GithubException, GithubRetry
 
+from ..redact import redact
 from .settings import PULL_REQUEST_EVENTS, Settings
 from .truncate import truncate_markdown
 
@@ -169,9 +170,9 @@ def post(settings: Settings, markdown: str) -> Outcome:
             return Outcome("skipped", f"no pull request found for this {ctx.event_name} event")
         outcomes = [upsert(gh, ctx.repository, number, body) for number in numbers]
     except GithubException as exc:
-        return Outcome("failed", _explain(exc))
+        return Outcome("failed", redact(_explain(exc)))
     except Exception as exc:  # network errors after retries: report, stay green
-        return Outcome("failed", f"{type(exc).__name__}: {exc}")
+        return Outcome("failed", redact(f"{type(exc).__name__}: {exc}"))
     finally:
         gh.close()
     return Outcome(
@@ -186,7 +187,7 @@ def _explain(exc: GithubException) -> str:
     if exc.status in (401, 403, 404):
         return (
             f"GitHub answered {exc.status} ({message}): the token cannot write comments. "
-            "Pull requests from forks get a read-only token; otherwise grant "
-            "`permissions: pull-requests: write`"
+            "Pull requests from forks get a read-only token; otherwise grant the job "
+            "permissions: pull-requests: write"
         )
     return f"GitHub answered {exc.status}: {message}"

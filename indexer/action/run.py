@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import cli
+from ..redact import redact, register_url
+from ..report import plain
 from . import comment, workflow
 from .settings import Settings, SettingsError, from_env, to_argv
 
@@ -116,13 +118,16 @@ def main(env: Mapping[str, str] | None = None) -> int:
         return 2
     if settings.github_token:
         workflow.add_mask(settings.github_token)
+    for secret in register_url(settings.endpoint_url):  # the runner hides them too
+        workflow.add_mask(secret)
     ctx = settings.context
     files = report_files(settings)
     argv = to_argv(settings, files.report, files.summary)
     for stale in (files.report, files.summary):  # a persistent workspace keeps old runs' files
         stale.unlink(missing_ok=True)
     with workflow.group(f"run-exports-index: {settings.mode} {settings.channel}"):
-        print(f"run-exports-index {shlex.join(argv)}", flush=True)
+        # one line, credentials redacted: inputs may hold newlines or an endpoint's password
+        print(f"run-exports-index {cli.one_line(shlex.join(argv))}", flush=True)
         status = cli.main(argv)
     if not files.report.is_file():
         workflow.error(
@@ -134,7 +139,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     markdown = files.summary.read_text(encoding="utf-8")
     annotate(report, settings.channel)
     workflow.write_outputs(ctx.output_path, outputs(report, files))
-    with workflow.group("Report"):
+    with workflow.group("Report"), workflow.stop_commands():
         print(markdown, flush=True)
 
     outcome = comment.post(settings, markdown)
@@ -145,12 +150,12 @@ def main(env: Mapping[str, str] | None = None) -> int:
             title="run-exports-index: no comment",
         )
         markdown += (
-            f"\n> [!WARNING]\n> No pull-request comment: {outcome.detail}. "
+            f"\n> [!WARNING]\n> No pull-request comment: {plain(outcome.detail)}. "
             "This summary is the report.\n"
         )
     elif outcome.action in ("created", "updated"):
-        print(f"Pull-request comment {outcome.action}: {outcome.url or outcome.detail}")
+        print(f"Pull-request comment {outcome.action}: {redact(outcome.url or outcome.detail)}")
     else:
-        print(f"No pull-request comment: {outcome.detail}")
+        print(f"No pull-request comment: {redact(outcome.detail)}")
     workflow.write_summary(ctx.summary_path, markdown, ctx.run_url)
     return status

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from ..redact import redact
 from .truncate import truncate_markdown
 
 SUMMARY_LIMIT = 1024 * 1024  # bytes the runner accepts in one step's summary
@@ -32,7 +33,14 @@ def escape_property(text: str) -> str:
 
 
 def command(name: str, message: str, out: TextIO | None = None, **properties: str) -> None:
-    """Print one `::name key=value,...::message` workflow command."""
+    """Print one `::name key=value,...::message` workflow command.
+
+    Message and properties are redacted (no credential of a URL reaches the
+    log), except for `add-mask`, whose message is the secret itself.
+    """
+    if name != "add-mask":
+        message = redact(message)
+        properties = {key: redact(value) for key, value in properties.items()}
     props = ",".join(f"{key}={escape_property(value)}" for key, value in properties.items())
     head = f"::{name} {props}" if props else f"::{name}"
     print(f"{head}::{escape_data(message)}", file=out or sys.stdout, flush=True)
@@ -55,6 +63,19 @@ def error(message: str, **properties: str) -> None:
 
 def notice(message: str, **properties: str) -> None:
     command("notice", message, **properties)
+
+
+@contextmanager
+def stop_commands() -> Iterator[None]:
+    """The runner ignores workflow commands inside (untrusted text being printed):
+    `::stop-commands::<random token>` ... `::<token>::`."""
+    token = f"run-exports-index-{secrets.token_hex(16)}"
+    print(f"::stop-commands::{token}", flush=True)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        print(f"::{token}::", flush=True)
 
 
 @contextmanager
