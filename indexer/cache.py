@@ -23,6 +23,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -32,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from .artifact import parse_run_exports
 from .errors import RunError
 from .record import Record
 
@@ -45,6 +47,7 @@ FIRST_TRY_S = 0.5  # how long to wait before saying that another process holds t
 # backstop (a sqlite3 progress handler interrupts the statement).
 INSPECT_TIME_LIMIT_S = float(os.environ.get("RUN_EXPORTS_INDEX_CACHE_TIME_LIMIT", "120"))
 MAX_VALUE_BYTES = 64 << 20  # SQLITE_LIMIT_LENGTH while reading an untrusted file
+_HEX = re.compile(r"[0-9a-f]+")
 _MASTER = "SELECT type, name, tbl_name, sql FROM sqlite_master"
 
 # MIGRATIONS[v] takes a database at version v to version v + 1.
@@ -191,11 +194,15 @@ def _check_schema(db: sqlite3.Connection) -> int:
     return version
 
 
-def inspect(path: str | os.PathLike[str], timeout: float = 0.0, immutable: bool = False) -> int:
+def inspect(
+    path: str | os.PathLike[str], timeout: float = 0.0, immutable: bool = False, rows: bool = False
+) -> int:
     """Check, read-only, that a cache file holds exactly our schema; its schema version.
 
-    Raises `sqlite3.DatabaseError` (`UntrustedCacheError` for a foreign
-    schema, `OperationalError` "locked" when another process holds it longer
+    With `rows`, every row must also be one this tool writes (types, JSON
+    that parses as ours), so that no row can stop a run later. Raises
+    `sqlite3.DatabaseError` (`UntrustedCacheError` for a foreign schema or
+    row, `OperationalError` "locked" when another process holds it longer
     than `timeout`).
     """
     path = Path(path)
@@ -205,7 +212,10 @@ def inspect(path: str | os.PathLike[str], timeout: float = 0.0, immutable: bool 
         raise sqlite3.DatabaseError(f"cannot open it read-only ({exc})") from None
     try:
         try:
-            return _check_schema(db)
+            version = _check_schema(db)
+            if rows:
+                _check_rows(db, version)
+            return version
         except sqlite3.OperationalError as exc:
             if immutable or "readonly" not in str(exc).replace(" ", ""):
                 raise
@@ -218,7 +228,10 @@ def inspect(path: str | os.PathLike[str], timeout: float = 0.0, immutable: bool 
         finally:
             writer.close()
         db = _read_only(path, timeout, immutable)
-        return _check_schema(db)
+        version = _check_schema(db)
+        if rows:
+            _check_rows(db, version)
+        return version
     finally:
         db.close()
 
@@ -232,16 +245,48 @@ def _is_opt_str(*values: Any) -> bool:
     return all(v is None or isinstance(v, str) for v in values)
 
 
-def _json_object(value: Any, key: str | None = None) -> bool:
+def _record_ok(value: Any) -> bool:
+    """A stored index.json record (or NULL): a JSON object with a name, and the
+    fields rendering and lints rely on of the types `artifact` gives them."""
     if value is None:
         return True
     if not isinstance(value, bytes):
         return False
     try:
-        parsed = orjson.loads(value)
+        record = orjson.loads(value)
     except orjson.JSONDecodeError:
         return False
-    return isinstance(parsed, dict) and (key is None or isinstance(parsed.get(key), str))
+    if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+        return False
+    return (
+        all(
+            field not in record or isinstance(record[field], kind)
+            for field, kind in (("version", str), ("build", str), ("depends", list))
+        )
+        and type(record.get("build_number", 0)) is int
+    )
+
+
+def _run_exports_ok(value: Any) -> bool:
+    """Stored run_exports: an object `artifact.parse_run_exports` accepts (or NULL)."""
+    if value is None:
+        return True
+    if not isinstance(value, bytes):
+        return False
+    try:
+        if not isinstance(orjson.loads(value), dict):
+            return False
+        parse_run_exports(value)
+    except Exception:  # any refusal: not a row we write
+        return False
+    return True
+
+
+def _hex(value: Any, length: int) -> bool:
+    """None, or `length` lowercase hex digits (shards turn checksums into bytes)."""
+    return value is None or (
+        isinstance(value, str) and len(value) == length and _HEX.fullmatch(value) is not None
+    )
 
 
 def _artifact_row_ok(r: tuple[Any, ...]) -> bool:
@@ -250,9 +295,11 @@ def _artifact_row_ok(r: tuple[Any, ...]) -> bool:
         _is_str(filename, token)
         and type(size) is int
         and size >= 0
-        and _is_opt_str(unknown, error, md5, sha256)
-        and _json_object(record, "name")
-        and _json_object(run_exports)
+        and _is_opt_str(unknown, error)
+        and _hex(md5, 32)
+        and _hex(sha256, 64)
+        and _record_ok(record)
+        and _run_exports_ok(run_exports)
     )
 
 
@@ -274,6 +321,23 @@ def _checked(table: str, rows: Iterable[tuple[Any, ...]], row_ok: Any) -> Iterat
         if not row_ok(row):
             raise UntrustedCacheError(f"a row of its {table} table is not one this tool writes")
         yield row
+
+
+def _check_rows(db: sqlite3.Connection, version: int) -> None:
+    for table, columns, since, row_ok in _TABLES:
+        if since < version:
+            for _ in _checked(table, db.execute(f"SELECT {columns} FROM {table}"), row_ok):
+                pass
+
+
+# Files `import_untrusted` made in this process, by (path, size, mtime): their
+# rows were checked while copied, so opening them does not check them again.
+_IMPORTED: set[tuple[str, int, int]] = set()
+
+
+def _identity(path: Path) -> tuple[str, int, int]:
+    info = path.stat()
+    return (str(path.resolve()), info.st_size, info.st_mtime_ns)
 
 
 def import_untrusted(path: str | os.PathLike[str]) -> int:
@@ -320,6 +384,7 @@ def import_untrusted(path: str | os.PathLike[str]) -> int:
     os.replace(fresh, path)
     for suffix in ("-journal", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    _IMPORTED.add(_identity(path))
     return copied
 
 
@@ -364,7 +429,8 @@ class Cache:
         if self.path.exists():
             if self.path.stat().st_size == 0:
                 raise sqlite3.DatabaseError("the file is empty")
-            inspect(self.path, timeout)  # before a writer may run anything of the file
+            # before a writer may run anything of the file; rows too, unless just copied
+            inspect(self.path, timeout, rows=_identity(self.path) not in _IMPORTED)
         db = self._connect(timeout)
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]

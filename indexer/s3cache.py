@@ -58,6 +58,7 @@ MAX_CACHE_OBJECT_BYTES = 512 << 20
 MAX_CACHE_FILE_BYTES = int(os.environ.get("RUN_EXPORTS_INDEX_MAX_CACHE_BYTES", str(2 << 30)))
 MAX_CACHE_RATIO = 200
 MIN_CACHE_CAP_BYTES = 64 << 20
+MAX_WINDOW = 1 << 27  # decompressor memory: level 3 writes 2 MiB windows; zstd's own default cap
 
 
 class TooLarge(Exception):
@@ -210,7 +211,9 @@ class BucketCacheHome:
 
 def _decompress_to(compressed: bytes, path: Path, limit: int) -> None:
     """Write the decompressed cache to `path`, chunk by chunk, stopping past `limit` bytes."""
-    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed))
+    reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_reader(
+        io.BytesIO(compressed)
+    )
     written = 0
     with path.open("wb") as out:
         while chunk := reader.read(CHUNK):

@@ -6,8 +6,10 @@ import logging
 import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 
+from indexer import render
 from indexer.cache import SCHEMA_VERSION, Cache, CachedArtifact, expected_schema
 from indexer.sample import build_artifact
 
@@ -78,7 +80,7 @@ def test_future_version_warns(channel: Path, run_cli, caplog) -> None:
 
 def test_cache_round_trip_and_migration_from_empty(tmp_path: Path) -> None:
     path = tmp_path / "x.sqlite"
-    row = CachedArtifact("a-1-0.conda", 10, "t", {"name": "a"}, {"weak": ["a"]}, md5="m")
+    row = CachedArtifact("a-1-0.conda", 10, "t", {"name": "a"}, {"weak": ["a"]}, md5="0" * 32)
     with Cache(path) as cache:
         cache.update(put=[row])
     with Cache(path) as cache:
@@ -194,3 +196,31 @@ def test_a_cache_killed_mid_transaction_is_rolled_back_not_rebuilt(tmp_path: Pat
     with Cache(copy) as cache:
         assert cache.rebuilt_reason is None
         assert list(cache.states()) == ["a-1-0.conda"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("UPDATE artifacts SET record = X'7b7b'", id="record-not-json"),
+        pytest.param("UPDATE artifacts SET run_exports = CAST('[1]' AS BLOB)", id="run-exports"),
+        pytest.param("UPDATE artifacts SET size = 'big'", id="size-text"),
+        pytest.param("UPDATE artifacts SET record = CAST('{\"name\": 1}' AS BLOB)", id="name"),
+    ],
+)
+def test_rows_no_run_could_use_are_set_aside_not_a_crash(
+    channel: Path, run_cli, caplog, statement: str
+) -> None:
+    assert run_cli("index", channel)[0] == 0
+    expected = (channel / "noarch" / "run_exports.json").read_bytes()
+    db = sqlite3.connect(cache_file(channel))
+    db.execute(statement)
+    db.commit()
+    db.close()
+    build_artifact(channel / "noarch", "c", run_exports=["c >=1"])  # the cache is opened
+    with caplog.at_level(logging.WARNING):
+        status, _, err = run_cli("index", channel)
+    assert status == 0, err
+    assert "a row of its artifacts table is not one this tool writes" in caplog.text
+    document = orjson.loads((channel / "noarch" / "run_exports.json").read_bytes())
+    del document["packages.conda"]["c-1.0-0.conda"]
+    assert render.dumps_compact(document) == expected
