@@ -107,7 +107,8 @@ def index_subdir(
 ) -> SubdirReport:
     """Bring one subdir's outputs in line with its artifacts."""
     listing: list[Entry] | None = store.list_subdir(subdir)
-    summary = home.settled(subdir) if _may_be_settled(options) else None
+    # --verify trusts no summary (it writes a fresh one when it is done)
+    summary = home.settled(subdir) if _may_be_settled(options) and not options.verify else None
     unchanged = _settled_report(Settled.from_bytes(summary), subdir, listing or [], options)
     if unchanged is not None:  # as our last run left it: the cache is not even fetched
         return unchanged
@@ -137,7 +138,7 @@ def index_subdir(
 
 def _may_be_settled(options: Options) -> bool:
     """Can a run with these options end as the last one left the subdir?"""
-    return not options.patches and options.prune_shards is None and not options.verify
+    return not options.patches and options.prune_shards is None
 
 
 def _settled_report(

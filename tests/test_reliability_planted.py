@@ -303,7 +303,8 @@ def test_a_malformed_settled_summary_is_ignored(run: Run, forge: Any) -> None:
 
 def test_verify_repairs_a_tampered_output_behind_a_forged_summary(run: Run) -> None:
     original = tamper(run, "noarch")
-    run.put(settled_path("noarch"), forged_summary(run, "noarch"))
+    forged = forged_summary(run, "noarch")
+    run.put(settled_path("noarch"), forged)
     status, report, err, _, _ = run("--verify")
     assert status == 0, err
     assert report["verified"] is True
@@ -314,6 +315,7 @@ def test_verify_repairs_a_tampered_output_behind_a_forged_summary(run: Run) -> N
     assert {"noarch/run_exports.json", "noarch/run_exports.json.zst"} <= repaired
     assert report["subdirs"]["noarch"]["checksum_full_reads"] == 0  # range reads only
     assert report["totals"]["artifacts_read"] == 5  # every artifact, both subdirs
+    assert snapshot[settled_path("noarch")] != forged  # replaced by what --verify saw
     # the next ordinary run finds everything as --verify left it
     status, report, err, _, _ = run()
     assert status == 0 and report["uploaded"] == [], err
