@@ -1,8 +1,10 @@
 """The `run-exports-index` command line.
 
-Exit status: 0 success, 1 failed run (or problems found with --strict),
-2 usage error. Errors are one line naming what is wrong, never a traceback
-(pass --verbose to see one for an internal error).
+Exit status: 0 success, 1 failed run (or problems found with --strict, or a
+subdir not published by the mass-removal guard), 2 usage error; 143 when
+stopped by SIGTERM (scratch copies are removed first). Errors are one line
+naming what is wrong, never a traceback (pass --verbose to see one for an
+internal error).
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .cachehome import CacheHome, LocalCacheHome, ScratchCacheHome
+from .cachehome import CacheHome, LocalCacheHome, ScratchCacheHome, clean_stale_scratch
 from .errors import RunError, UsageError
 from .local import LocalStore
 from .patches import load_patches
@@ -144,6 +148,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when any artifact is unreadable or has malformed run_exports",
     )
     index.add_argument(
+        "--verify",
+        action="store_true",
+        help="trust neither the cache nor the settled summary: re-read every artifact's info "
+        "(range reads), compare every published output, repair and report what differs "
+        "(for a nightly run)",
+    )
+    index.add_argument(
+        "--max-removal-share",
+        type=_share,
+        default=0.5,
+        metavar="SHARE",
+        help="refuse to publish a subdir when a run would remove more than this share of its "
+        "artifacts (0-1 or a percentage; default 0.5): a wrong prefix or a truncated listing "
+        "must not empty the index",
+    )
+    index.add_argument(
+        "--allow-mass-removal",
+        action="store_true",
+        help="publish even when more than --max-removal-share of a subdir's artifacts are gone",
+    )
+    index.add_argument(
         "--no-shards",
         action="store_true",
         help="skip CEP-16 shards and the whole-artifact checksums they need (range reads only)",
@@ -187,6 +212,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a share such as 0.5 or 50%, got {text!r}"
+        ) from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (0% and 100%), got {text!r}")
+    return value
+
+
 def _age(text: str) -> float:
     try:
         return check_prune_age(parse_age(text))
@@ -225,11 +262,12 @@ def run_index(args: argparse.Namespace) -> RunReport:
         raise UsageError(
             "--staged needs --preview or --dry-run (staged artifacts are not uploaded)"
         )
+    clean_stale_scratch()  # copies left by runs that were killed
     store = open_store(args.channel, s3_options(args))
     home = default_cache_home(store, args.cache_dir)
-    if args.staged is not None:
-        store = StagedOverlay(store, args.staged)
     try:
+        if args.staged is not None:
+            store = StagedOverlay(store, args.staged)
         return _run(store, home, args)
     finally:
         if hasattr(home, "close"):  # the bucket cache's local copies
@@ -250,6 +288,9 @@ def _run(store: ChannelStore, home: CacheHome, args: argparse.Namespace) -> RunR
         preview=args.preview,
         patches=load_patches(args.patches, store) if args.patches else {},
         channel_patches=not args.no_channel_patches,
+        verify=args.verify,
+        max_removal_share=args.max_removal_share,
+        allow_mass_removal=args.allow_mass_removal,
     )
     if options.read_only:
         scratch = ScratchCacheHome(home)
@@ -320,6 +361,28 @@ def register_secrets(argv: Sequence[str] | None) -> None:
             register_url(text)
 
 
+class _sigterm_exits:  # a context manager, named for the `with` line
+    """SIGTERM raises SystemExit(143) in the main thread for the run's duration.
+
+    So `finally` blocks run: scratch copies of the cache are removed, the
+    cache's open transaction is rolled back. (SIGKILL cannot be caught: the
+    next run removes what such a run left, see `cachehome.clean_stale_scratch`.)
+    """
+
+    def __enter__(self) -> None:
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._exit)
+
+    @staticmethod
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     register_secrets(argv)
     try:
@@ -336,7 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     logging.captureWarnings(True)  # library warnings through the same filter, one line each
     try:
-        report = redact_report(run_index(args))
+        with _sigterm_exits():
+            report = redact_report(run_index(args))
     except UsageError as exc:
         print(f"run-exports-index: error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -355,6 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown = write_outputs(report, args)
     if not args.quiet:
         print(markdown)
+    for subdir, why in report.refused.items():
+        print(f"run-exports-index: {one_line(subdir)} {one_line(why)}", file=sys.stderr)
+    if report.refused:
+        return 1
     if args.strict and has_problems(report):
         print("run-exports-index: --strict: problems found (see the summary)", file=sys.stderr)
         return 1

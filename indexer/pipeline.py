@@ -2,6 +2,14 @@
 
 This module wires the stages together; each stage lives in its own module and
 the pure ones (diff, render, report) never touch storage.
+
+Two safety nets live here. The mass-removal guard refuses to publish a subdir
+when a run would drop more than `Options.max_removal_share` of its artifacts
+(a wrong prefix, an emptied subdir, a truncated listing), unless allowed.
+`--verify` (`Options.verify`) trusts neither the settled summary nor the
+cached rows nor the record of what we published: it re-reads every artifact's
+info, compares every output with what the packages give, and repairs and
+reports whatever differs.
 """
 
 from __future__ import annotations
@@ -57,6 +65,9 @@ class Options:
     # Given instructions per subdir (--patches): they replace the channel's own.
     patches: dict[str, PatchInstructions] = field(default_factory=dict)
     channel_patches: bool = True  # apply <subdir>/patch_instructions.json when none are given
+    verify: bool = False  # re-read every artifact and compare every output (see module doc)
+    max_removal_share: float = 0.5  # refuse a subdir that would lose more than this share
+    allow_mass_removal: bool = False
 
     @property
     def read_only(self) -> bool:
@@ -71,7 +82,7 @@ class Options:
 def index_channel(store: ChannelStore, home: CacheHome, options: Options) -> RunReport:
     """Index every selected subdir of the channel and return the report."""
     started = time.monotonic()
-    report = RunReport(channel=store.location, mode=options.mode)
+    report = RunReport(channel=store.location, mode=options.mode, verified=options.verify)
     subdirs = select_subdirs(store, options.subdirs)
     store.prefetch_listings(subdirs)  # S3: list every subdir at once
     for subdir in subdirs:
@@ -103,13 +114,16 @@ def index_subdir(
 ) -> SubdirReport:
     """Bring one subdir's outputs in line with its artifacts."""
     listing: list[Entry] | None = store.list_subdir(subdir)
-    summary = home.settled(subdir) if _may_be_settled(options) else None
+    # --verify trusts no summary (it writes a fresh one when it is done)
+    summary = home.settled(subdir) if _may_be_settled(options) and not options.verify else None
     unchanged = _settled_report(Settled.from_bytes(summary), subdir, listing or [], options)
     if unchanged is not None:  # as our last run left it: the cache is not even fetched
         return unchanged
     path = home.checkout(subdir)
     with Cache(path) as cache:
-        report = SubdirReport(subdir=subdir, cache_rebuilt=cache.rebuilt_reason)
+        fetched = getattr(home, "rebuilt_reason", None)  # a fetched cache set aside
+        rebuilt = cache.rebuilt_reason or (fetched(subdir) if fetched else None)
+        report = SubdirReport(subdir=subdir, cache_rebuilt=rebuilt)
         baseline: dict[str, Any] = {}  # what clients saw before this run (first pass)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -242,14 +256,32 @@ def _one_pass(
         raise UsageError(f"subdir {subdir!r} has no artifacts in {store.location}")
     states = cache.states()
     plan = diff.plan(artifacts, states)
+    refusal = _mass_removal(store, subdir, listing, artifacts, states, options)
+    if refusal is not None:  # nothing read, cached or published for this subdir
+        log.error("%s: %s", subdir, refusal)
+        report.refused = refusal
+        report.listed = len(artifacts)
+        report.removed = plan.removed
+        return None
 
-    vanished = read_and_cache(store, cache, subdir, plan.to_read, options.jobs, report)
+    to_read = plan.to_read
+    if options.verify:  # every artifact, whatever the cache says
+        baseline.setdefault("published", cache.published())
+        rows_before = cache.row_digests()
+        to_read = sorted(artifacts, key=lambda e: e.name)
+        cache.forget_published()  # every output is fetched and compared
+    vanished = read_and_cache(store, cache, subdir, to_read, options.jobs, report)
+    if options.verify:
+        _verify_rows(cache, rows_before, set(plan.unchanged), subdir, report)
     cache.update(remove=plan.removed + vanished)
     listed = {f"{subdir}/{e.name}": e for e in listing}
     inputs = _inputs(subdir, listing, options)
     instructions, report.patch_warnings = _subdir_patches(store, subdir, listing, options)
     if (
-        not (plan.new or plan.changed or plan.removed or vanished or report.new or report.changed)
+        not options.verify
+        and not (
+            plan.new or plan.changed or plan.removed or vanished or report.new or report.changed
+        )
         and options.prune_shards is None
         and _as_published(cache, listed, _stamp(subdir, states, options, inputs), subdir, options)
     ):
@@ -317,7 +349,14 @@ def _one_pass(
     # Publishing (zstd) wants the memory more: the shards' bytes live on in
     # `outputs`, the document in `baseline` only while it is what clients see.
     del rendered, document, cached
+    if options.verify:
+        _repair_immutable(store, outputs, listed, options.read_only, report)
+        written_before = len(report.uploaded)
     publish(store, cache, outputs, listed, dry_run=options.read_only, written=report.uploaded)
+    if options.verify:
+        _report_repaired_outputs(
+            outputs, listed, baseline["published"], report.uploaded[written_before:], report
+        )
     if shard_stage is not None:
         shard_stage.finish(report)
     if not options.read_only:
@@ -463,3 +502,131 @@ def _published_document(
     except orjson.JSONDecodeError:
         log.warning("%s is not valid JSON; treating every entry as new", path)
         return None
+
+
+# -- the mass-removal guard ------------------------------------------------------
+def _mass_removal(
+    store: ChannelStore,
+    subdir: str,
+    listing: list[Entry],
+    artifacts: list[Entry],
+    states: dict[str, tuple[int, str]],
+    options: Options,
+) -> str | None:
+    """Why this pass must not publish the subdir (one line), or None.
+
+    The entries a run can remove are the artifacts the cache knows; when it
+    knows none (a first run, a lost or rebuilt cache) those of the published
+    run_exports.json. Nothing known or published: never a mass removal.
+    """
+    if options.allow_mass_removal:
+        return None
+    before = set(states)
+    if not before and any(e.name == "run_exports.json" for e in listing):
+        before = set(_published_entries(store, f"{subdir}/run_exports.json"))
+    if not before:
+        return None
+    gone = len(before - {e.name for e in artifacts})
+    share = gone / len(before)
+    if share <= options.max_removal_share:
+        return None
+    return (
+        f"not published: this run would remove {gone} of its {len(before)} artifacts "
+        f"({share:.0%}, more than the {options.max_removal_share:.0%} allowed); "
+        "check the channel and its listing, or pass --allow-mass-removal if this is intended"
+    )
+
+
+def _published_entries(store: ChannelStore, path: str) -> list[str]:
+    """Filenames the published run_exports.json lists ([] when it cannot be read)."""
+    raw = store.read(path)
+    try:
+        return list(diff.run_exports_entries(orjson.loads(raw))) if raw else []
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return []
+
+
+# -- --verify ------------------------------------------------------------------------
+_ROW_FIELDS = ("index.json record", "run_exports", "run_exports problem", "error")
+
+
+def _verify_rows(
+    cache: Cache,
+    before: dict[str, tuple[tuple[str, ...], str | None, str | None]],
+    unchanged: set[str],
+    subdir: str,
+    report: SubdirReport,
+) -> None:
+    """Compare the rows just read with what the cache held; keep known checksums.
+
+    An artifact whose size and token did not change reads the same as when
+    it was cached: a differing row was altered in the cache (or read by a
+    tool with a bug since fixed) and is repaired now. Its md5/sha256 are kept,
+    as whole-artifact checksums need a full read.
+    """
+    after = cache.row_digests()
+    keep = []
+    for name in sorted(unchanged & before.keys() & after.keys()):
+        (old, md5, sha256), (new, _, _) = before[name], after[name]
+        if old != new:
+            fields = ", ".join(f for f, a, b in zip(_ROW_FIELDS, old, new, strict=True) if a != b)
+            report.repaired.append(
+                Problem(f"{subdir}/{name}", f"cached row differed from the package ({fields})")
+            )
+            log.warning("%s/%s: cached row differed from the package (%s)", subdir, name, fields)
+        if md5 is not None and sha256 is not None and new[3] == "":
+            keep.append((name, md5, sha256))
+    cache.set_checksums(keep)
+
+
+def _repair_immutable(
+    store: ChannelStore,
+    outputs: list[Output],
+    listed: dict[str, Entry],
+    dry_run: bool,
+    report: SubdirReport,
+) -> None:
+    """Content-addressed outputs (shards) that exist are compared too, and rewritten."""
+    for output in outputs:
+        current = listed.get(output.path)
+        if not output.immutable or current is None:
+            continue
+        body = output.body()
+        if store.read(output.path) == body:
+            continue
+        if not dry_run:
+            store.write(
+                output.path,
+                body,
+                expect=current.token,
+                content_type=output.content_type,
+                cache_control=output.cache_control,
+            )
+        report.uploaded.append(output.path)
+        report.repaired.append(Problem(output.path, "published bytes differed; rewritten"))
+        log.warning("%s: published bytes differed from what the packages give", output.path)
+
+
+def _report_repaired_outputs(
+    outputs: list[Output],
+    listed: dict[str, Entry],
+    published_before: dict[str, tuple[str, str]],
+    written: list[str],
+    report: SubdirReport,
+) -> None:
+    """Outputs `--verify` rewrote that no change of the channel explains.
+
+    A rewrite of an output we had written with other bytes (new, changed or
+    removed artifacts) is an ordinary update, unless cached rows were repaired;
+    one of an object someone else wrote, or of bytes we had recorded as the
+    same, is a repair.
+    """
+    digests = {o.path: o.digest() for o in outputs if not o.immutable}
+    rows_repaired = bool(report.repaired)
+    for path in written:
+        if path not in digests or path not in listed:
+            continue
+        recorded = ours(published_before, path, listed[path])
+        if recorded is None or recorded == digests[path] or rows_repaired:
+            report.repaired.append(Problem(path, "published bytes differed; rewritten"))
+            log.warning("%s: published bytes differed from what the packages give", path)

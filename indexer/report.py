@@ -82,6 +82,10 @@ class SubdirReport:
     # records taken from the channel's repodata.json (patched by something we cannot see)
     records_from_repodata: list[TakenRecord] = field(default_factory=list)
     patch_warnings: list[str] = field(default_factory=list)  # also in `warnings`
+    # the mass-removal guard: why this subdir was not published (None: it was not refused)
+    refused: str | None = None
+    # --verify: cache rows and published outputs found differing and repaired
+    repaired: list[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +117,8 @@ class SubdirReport:
             "records_from_repodata": [asdict(t) for t in self.records_from_repodata],
             "read_in_full": self.read_in_full,
             "read_in_full_bytes": self.read_in_full_bytes,
+            "refused": self.refused,
+            "repaired": [asdict(p) for p in self.repaired],
         }
 
 
@@ -124,6 +130,12 @@ class RunReport:
     duration_s: float = 0.0
     retries: int = 0
     error: str | None = None
+    verified: bool = False  # a --verify run
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """subdir → why it was not published (the mass-removal guard)."""
+        return {s.subdir: s.refused for s in self.subdirs if s.refused}
 
     @property
     def uploaded(self) -> list[str]:
@@ -146,13 +158,16 @@ class RunReport:
             "records_from_repodata",
             "read_in_full",
             "read_in_full_bytes",
+            "repaired",
         ):
             totals[key] = self.total(key)
         return {
             "channel": self.channel,
             "mode": self.mode,
-            "ok": self.error is None,
+            "ok": self.error is None and not self.refused,
             "error": self.error,
+            "refused": self.refused,
+            "verified": self.verified,
             "totals": totals,
             "subdirs": {s.subdir: s.to_dict() for s in self.subdirs},
             "uploaded": self.uploaded,
@@ -190,7 +205,22 @@ def to_markdown(report: RunReport) -> str:
         )
     lines.append("")
     for s in report.subdirs:
+        if s.refused:
+            lines += [f"> [!CAUTION]\n> {code(s.subdir)}: {plain(s.refused)}\n"]
         lines += [f"> [!WARNING]\n> {code(s.subdir)}: {plain(w)}\n" for w in s.warnings]
+    repaired = [p for s in report.subdirs for p in s.repaired]
+    if report.verified:
+        lines += [
+            f"--verify: every artifact re-read; {len(repaired)} cache row(s) or output(s) "
+            + ("repaired." if repaired else "differed: nothing to repair."),
+            "",
+        ]
+        if repaired:
+            lines += _details(
+                f"Repaired ({len(repaired)})",
+                [f"- {code(p.filename)}: {plain(p.reason)}" for p in repaired],
+                open_=True,
+            )
     changes = [(s.subdir, c) for s in report.subdirs for c in s.run_exports_changes]
     if changes:
         lines += _details(

@@ -13,18 +13,26 @@ SQLite file, more work than the listing itself).
 
 The summary is self-validating: whoever wrote it, and whenever, it is used
 only when the fingerprint of what is listed now matches. A missing, stale or
-unreadable one just means the ordinary run.
+unreadable one just means the ordinary run. It is untrusted input: read with a
+size cap (`MAX_SETTLED_BYTES`) and parsed strictly (exactly our keys and
+types), anything else ignored. A forged summary that matches (someone who can
+write the bucket can compute one) keeps outputs as they are: `--verify`
+ignores it (see docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
 
 FORMAT = 1
+MAX_SETTLED_BYTES = 32 << 20  # ~300,000 problems with their reasons
+_KEYS = {"format", "fingerprint", "unreadable", "run_exports_unknown"}
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 def fingerprint(stamp: str, outputs: Mapping[str, str]) -> str:
@@ -57,25 +65,35 @@ class Settled:
     @classmethod
     def from_bytes(cls, data: bytes | None) -> Settled | None:
         """The summary in `data`; None if absent, unreadable or of another format."""
-        if not data:
+        if not data or len(data) > MAX_SETTLED_BYTES:
             return None
         try:
             raw = orjson.loads(data)
-            if raw.get("format") != FORMAT or not isinstance(raw.get("fingerprint"), str):
+            if (
+                not isinstance(raw, dict)
+                or set(raw) != _KEYS
+                or raw["format"] != FORMAT
+                or not isinstance(raw["fingerprint"], str)
+                or not _FINGERPRINT.fullmatch(raw["fingerprint"])
+            ):
                 return None
             return cls(
                 raw["fingerprint"],
-                _pairs(raw.get("unreadable", [])),
-                _pairs(raw.get("run_exports_unknown", [])),
+                _pairs(raw["unreadable"]),
+                _pairs(raw["run_exports_unknown"]),
             )
-        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        except (orjson.JSONDecodeError, TypeError, ValueError, RecursionError):
             return None
 
 
-def _pairs(items: Iterable[object]) -> list[tuple[str, str]]:
+def _pairs(items: object) -> list[tuple[str, str]]:
+    if not isinstance(items, list):
+        raise ValueError("not a list")
     pairs = []
     for item in items:
-        name, why = item  # type: ignore[misc]
+        if not isinstance(item, list) or len(item) != 2:
+            raise ValueError("not a (filename, reason) pair")
+        name, why = item
         if not isinstance(name, str) or not isinstance(why, str):
             raise ValueError("not a (filename, reason) pair")
         pairs.append((name, why))

@@ -120,3 +120,25 @@ def test_a_failed_run_never_shows_the_previous_runs_report(channel: Path, tmp_pa
     assert "without a report" in failed.stdout
     assert "changed" not in failed.outputs
     assert failed.summary == ""
+
+
+def test_a_mass_removal_fails_the_step_unless_allowed(channel: Path, tmp_path: Path) -> None:
+    """Issue 13: the guard's refusal is an error annotation, a caution and exit 1."""
+    assert run_action(runner_env(tmp_path / "first", {"channel": str(channel)})).status == 0
+    for artifact in [*channel.glob("linux-64/*.conda"), *channel.glob("linux-64/*.tar.bz2")]:
+        artifact.unlink()
+    before = (channel / "linux-64" / "run_exports.json").read_bytes()
+    result = run_action(runner_env(tmp_path / "refused", {"channel": str(channel)}))
+    assert result.status == 1, result.stderr
+    errors = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1 and "subdir not published::linux-64: not published" in errors[0]
+    assert "> [!CAUTION]" in result.summary and "--allow-mass-removal" in result.summary
+    assert (channel / "linux-64" / "run_exports.json").read_bytes() == before
+
+    inputs = {"channel": str(channel), "allow-mass-removal": "true", "verify": "true"}
+    result = run_action(runner_env(tmp_path / "allowed", inputs))
+    assert result.status == 0, result.stderr
+    assert json.loads((channel / "linux-64" / "run_exports.json").read_bytes())["packages"] == {}
+    assert "--verify: every artifact re-read; 0 cache row(s) or output(s) differed" in (
+        result.summary
+    )

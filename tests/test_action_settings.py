@@ -45,6 +45,9 @@ def test_every_input_maps_to_its_flag() -> None:
         staged="staged",
         mode="dry-run",
         fail_on_error="true",
+        verify="true",
+        max_removal_share="80%",
+        allow_mass_removal="true",
     )
     argv = to_argv(s, REPORT, SUMMARY)
     pairs = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
@@ -60,7 +63,9 @@ def test_every_input_maps_to_its_flag() -> None:
     assert pairs["--prune-shards"] == "7d"
     assert pairs["--patches"] == "patches/patch_instructions.json"
     assert pairs["--staged"] == "staged"
+    assert pairs["--max-removal-share"] == "80%"
     assert {"--no-shards", "--dry-run", "--strict"} <= set(argv)
+    assert {"--verify", "--allow-mass-removal"} <= set(argv)
     assert "--preview" not in argv
 
 
@@ -95,6 +100,10 @@ def test_mode_defaults_to_preview_on_pull_requests(event: str, mode: str, flag: 
         ({"INPUT_COMMENT": "sometimes"}, "'comment'"),
         ({"INPUT_COMMENT-HEADER": "x -->"}, "'comment-header'"),
         ({"INPUT_ENDPOINT-URL": "127.0.0.1:8333"}, "'endpoint-url'"),
+        ({"INPUT_VERIFY": "yes"}, "'verify'"),
+        ({"INPUT_ALLOW-MASS-REMOVAL": "1"}, "'allow-mass-removal'"),
+        ({"INPUT_MAX-REMOVAL-SHARE": "half"}, "'max-removal-share'"),
+        ({"INPUT_MAX-REMOVAL-SHARE": "1.5"}, "'max-removal-share'"),
     ],
 )
 def test_bad_inputs_are_named_in_the_error(inputs: dict[str, str], names: str) -> None:

@@ -6,9 +6,11 @@ import logging
 import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 
-from indexer.cache import SCHEMA_VERSION, Cache, CachedArtifact
+from indexer import render
+from indexer.cache import SCHEMA_VERSION, Cache, CachedArtifact, expected_schema
 from indexer.sample import build_artifact
 
 
@@ -78,7 +80,7 @@ def test_future_version_warns(channel: Path, run_cli, caplog) -> None:
 
 def test_cache_round_trip_and_migration_from_empty(tmp_path: Path) -> None:
     path = tmp_path / "x.sqlite"
-    row = CachedArtifact("a-1-0.conda", 10, "t", {"name": "a"}, {"weak": ["a"]}, md5="m")
+    row = CachedArtifact("a-1-0.conda", 10, "t", {"name": "a"}, {"weak": ["a"]}, md5="0" * 32)
     with Cache(path) as cache:
         cache.update(put=[row])
     with Cache(path) as cache:
@@ -133,3 +135,92 @@ def test_cache_locked_too_long_fails_cleanly(channel: Path, run_cli, monkeypatch
     holder.wait()
     assert status == 1
     assert "stayed locked by another process" in err and "Traceback" not in err
+
+
+PLANTED = [
+    pytest.param(
+        "CREATE TRIGGER planted AFTER INSERT ON artifacts BEGIN UPDATE artifacts "
+        'SET run_exports = \'{"weak": ["evil-backdoor >=666"]}\'; END',
+        id="trigger",
+    ),
+    pytest.param(
+        "CREATE VIEW endless AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+        "SELECT i FROM n",
+        id="view",
+    ),
+    pytest.param("CREATE INDEX planted ON artifacts (token)", id="extra-index"),
+]
+
+
+@pytest.mark.parametrize("statement", PLANTED)
+def test_planted_objects_in_a_local_cache_are_set_aside(
+    channel: Path, run_cli, caplog, statement: str
+) -> None:
+    """The cache beside a local channel is inspected read-only before it is used."""
+    assert run_cli("index", channel)[0] == 0
+    db = sqlite3.connect(cache_file(channel))
+    db.execute(statement)
+    db.commit()
+    db.close()
+    build_artifact(channel / "noarch", "c", run_exports=["c >=1"])  # work to do: rows inserted
+    with caplog.at_level(logging.WARNING):
+        status, _, err = run_cli("index", channel)
+    assert status == 0, err
+    assert "not the one this tool creates" in caplog.text
+    assert cache_file(channel).with_name("noarch.sqlite.bad").exists()
+    assert b"evil-backdoor" not in (channel / "noarch" / "run_exports.json").read_bytes()
+    found = sqlite3.connect(cache_file(channel)).execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master"
+    )
+    assert tuple(sorted(found)) == expected_schema(SCHEMA_VERSION)
+
+
+def test_a_cache_killed_mid_transaction_is_rolled_back_not_rebuilt(tmp_path: Path) -> None:
+    """A hot journal needs a writer to roll back; the read-only inspection must not reject it."""
+    import shutil
+
+    path = tmp_path / "x.sqlite"
+    with Cache(path) as cache:
+        cache.update(put=[CachedArtifact("a-1-0.conda", 1, "t", {"name": "a"})])
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA cache_size=1")
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO artifacts (filename, size, token) VALUES (?, 1, 't')",
+        [(f"b{i}-1-0.conda" + "x" * 500,) for i in range(2000)],
+    )
+    copy = tmp_path / "crashed.sqlite"
+    shutil.copyfile(path, copy)
+    shutil.copyfile(f"{path}-journal", f"{copy}-journal")  # as a SIGKILL leaves it
+    db.execute("ROLLBACK")
+    with Cache(copy) as cache:
+        assert cache.rebuilt_reason is None
+        assert list(cache.states()) == ["a-1-0.conda"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("UPDATE artifacts SET record = X'7b7b'", id="record-not-json"),
+        pytest.param("UPDATE artifacts SET run_exports = CAST('[1]' AS BLOB)", id="run-exports"),
+        pytest.param("UPDATE artifacts SET size = 'big'", id="size-text"),
+        pytest.param("UPDATE artifacts SET record = CAST('{\"name\": 1}' AS BLOB)", id="name"),
+    ],
+)
+def test_rows_no_run_could_use_are_set_aside_not_a_crash(
+    channel: Path, run_cli, caplog, statement: str
+) -> None:
+    assert run_cli("index", channel)[0] == 0
+    expected = (channel / "noarch" / "run_exports.json").read_bytes()
+    db = sqlite3.connect(cache_file(channel))
+    db.execute(statement)
+    db.commit()
+    db.close()
+    build_artifact(channel / "noarch", "c", run_exports=["c >=1"])  # the cache is opened
+    with caplog.at_level(logging.WARNING):
+        status, _, err = run_cli("index", channel)
+    assert status == 0, err
+    assert "a row of its artifacts table is not one this tool writes" in caplog.text
+    document = orjson.loads((channel / "noarch" / "run_exports.json").read_bytes())
+    del document["packages.conda"]["c-1.0-0.conda"]
+    assert render.dumps_compact(document) == expected

@@ -138,6 +138,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
     report = json.loads(files.report.read_bytes())
     markdown = files.summary.read_text(encoding="utf-8")
     annotate(report, settings.channel)
+    for subdir, why in sorted(report.get("refused", {}).items()):  # the mass-removal guard
+        workflow.error(f"{subdir}: {why}", title="run-exports-index: subdir not published")
     workflow.write_outputs(ctx.output_path, outputs(report, files))
     with workflow.group("Report"), workflow.stop_commands():
         print(markdown, flush=True)

@@ -42,6 +42,9 @@ INPUTS: dict[str, str] = {
     "comment-header": "default",
     "github-token": "",
     "fail-on-error": "false",
+    "verify": "false",
+    "allow-mass-removal": "false",
+    "max-removal-share": "0.5",
 }
 TRUE = ("true", "True", "TRUE")  # YAML 1.2 core schema, as actions/toolkit's getBooleanInput
 FALSE = ("false", "False", "FALSE")
@@ -102,6 +105,9 @@ class Settings:
     comment_header: str = "default"
     github_token: str = ""
     fail_on_error: bool = False
+    verify: bool = False
+    allow_mass_removal: bool = False
+    max_removal_share: str = "0.5"
     context: Context = field(default_factory=Context)
 
     @property
@@ -170,6 +176,9 @@ def from_env(env: Mapping[str, str]) -> Settings:
         comment_header=header,
         github_token=value["github-token"],
         fail_on_error=_boolean("fail-on-error", value["fail-on-error"]),
+        verify=_boolean("verify", value["verify"]),
+        allow_mass_removal=_boolean("allow-mass-removal", value["allow-mass-removal"]),
+        max_removal_share=_share("max-removal-share", value["max-removal-share"]),
         context=context,
     )
 
@@ -206,6 +215,12 @@ def to_argv(settings: Settings, report: Path, summary: Path) -> list[str]:
         argv.append("--preview")
     if settings.fail_on_error:
         argv.append("--strict")
+    if settings.verify:
+        argv.append("--verify")
+    if settings.max_removal_share != INPUTS["max-removal-share"]:
+        argv += ["--max-removal-share", settings.max_removal_share]
+    if settings.allow_mass_removal:
+        argv.append("--allow-mass-removal")
     if settings.context.debug:  # "Enable debug logging" on a re-run: the CLI's --verbose
         argv.append("--verbose")
     # The action prints the summary itself (in a log group), so the CLI stays quiet.
@@ -225,6 +240,19 @@ def _boolean(name: str, text: str) -> bool:
     if text in FALSE:
         return False
     raise SettingsError(f"input {name!r} must be true or false: {text!r}")
+
+
+def _share(name: str, text: str) -> str:
+    """A share (0-1, or a percentage) as the CLI's --max-removal-share takes it."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise SettingsError(
+            f"input {name!r} must be a share such as 0.5 or 50%: {text!r}"
+        ) from None
+    if not 0 <= value <= 1:
+        raise SettingsError(f"input {name!r} must be between 0 and 1 (0% and 100%): {text!r}")
+    return text
 
 
 def _positive_int(name: str, text: str) -> int:
