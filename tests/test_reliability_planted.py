@@ -29,7 +29,7 @@ from reliability import PREFIX, cli_command, cli_env, outputs, report_of, small_
 from s3server import S3Endpoint, download_prefix, upload_tree
 
 from indexer.cache import SCHEMA_VERSION, expected_schema
-from indexer.pipeline import Options, _output_paths, _stamp
+from indexer.pipeline import Options, _inputs, _output_paths, _stamp
 from indexer.s3 import S3Options, S3Store, cache_path, settled_path
 from indexer.sample import build_artifact
 from indexer.settled import Settled, fingerprint
@@ -256,7 +256,8 @@ def forged_summary(run: Run, subdir: str, **extra: Any) -> bytes:
     options = Options(shards=True)
     tokens = {f"{subdir}/{e.name}": e.token for e in listing}
     paths = _output_paths(subdir, options)
-    summary = Settled(fingerprint(_stamp(subdir, states, options), {p: tokens[p] for p in paths}))
+    stamp = _stamp(subdir, states, options, _inputs(subdir, listing, options))
+    summary = Settled(fingerprint(stamp, {p: tokens[p] for p in paths}))
     data = json.loads(summary.to_bytes())
     data.update(extra)
     return json.dumps(data).encode()
