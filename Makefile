@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m indexer.demo
+	$(BIN)/python -m dev.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -261,7 +261,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from indexer.seaweed import SeaweedServer
+    from dev.seaweed import SeaweedServer
 
     args = parse(sys.argv[1:] if argv is None else argv)
     profile = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]

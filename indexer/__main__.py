@@ -1,5 +1,5 @@
 """`python -m indexer` is the `run-exports-index` command."""
 
-from .cli import main
+from indexer.cli import main
 
 raise SystemExit(main())

@@ -19,18 +19,18 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .cachehome import CacheHome, LocalCacheHome, ScratchCacheHome, clean_stale_scratch
-from .errors import RunError, UsageError
-from .local import LocalStore
-from .patches import load_patches
-from .pipeline import Options, index_channel
-from .redact import RedactingFilter, forget, redact, register_url
-from .report import RunReport, to_markdown
-from .s3 import ADDRESSING_STYLES, S3Options, is_s3_url, open_s3_cache_home, open_s3_store
-from .shardstage import MIN_PRUNE_AGE_S, check_prune_age, human_age, parse_age
-from .staged import StagedOverlay
-from .storage import ChannelStore
+from indexer import __version__
+from indexer.cache.homes import CacheHome, LocalCacheHome, ScratchCacheHome, clean_stale_scratch
+from indexer.errors import RunError, UsageError
+from indexer.pipeline import Options, index_channel
+from indexer.publish.prune import MIN_PRUNE_AGE_S, check_prune_age, human_age, parse_age
+from indexer.redact import RedactingFilter, forget, redact, register_url
+from indexer.render.patches import load_patches
+from indexer.report.model import RunReport, to_markdown
+from indexer.s3 import ADDRESSING_STYLES, S3Options, is_s3_url, open_s3_cache_home, open_s3_store
+from indexer.storage.base import ChannelStore
+from indexer.storage.local import LocalStore
+from indexer.storage.staged import StagedOverlay
 
 log = logging.getLogger("run-exports-index")
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .report import RunExportsChange
-from .storage import Entry
+from indexer.report.model import RunExportsChange
+from indexer.storage.base import Entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,25 +23,26 @@ from typing import Any
 
 import orjson
 
-from . import __version__, diff, render
-from .cache import Cache
-from .cachehome import CacheHome
-from .errors import Conflict, UsageError
-from .patches import (
+from indexer import __version__, diff
+from indexer.cache.db import Cache
+from indexer.cache.homes import CacheHome
+from indexer.errors import Conflict, UsageError
+from indexer.publish.freshness import Settled, fingerprint
+from indexer.publish.outputs import Output, ours, publish
+from indexer.publish.prune import ShardStage
+from indexer.read.pool import read_and_cache
+from indexer.render import run_exports as render
+from indexer.render.package_pass import patched_view, render_subdir
+from indexer.render.patches import (
     PATCH_FILENAME,
     PatchInstructions,
     channel_instructions,
     unknown_key_warnings,
 )
-from .publish import Output, ours, publish
-from .reading import read_and_cache
-from .renderpass import patched_view, render_subdir
-from .repodata import REPODATA_JSON, SOURCE_NAMES, ChannelRepodata, source_entry
-from .report import LintFinding, Problem, RunReport, SubdirReport, TakenRecord
-from .settled import Settled, fingerprint
-from .shards import SHARD_INDEX
-from .shardstage import ShardStage
-from .storage import ChannelStore, Entry, is_artifact, is_subdir_name
+from indexer.render.repodata import REPODATA_JSON, SOURCE_NAMES, ChannelRepodata, source_entry
+from indexer.render.shards import SHARD_INDEX
+from indexer.report.model import LintFinding, Problem, RunReport, SubdirReport, TakenRecord
+from indexer.storage.base import ChannelStore, Entry, is_artifact, is_subdir_name
 
 log = logging.getLogger(__name__)
 

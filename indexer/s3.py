@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cachehome import CacheHome, LocalCacheHome
-from .s3cache import BucketCacheHome, cache_path, settled_path
-from .s3client import ADDRESSING_STYLES, S3Options
-from .s3store import S3Store, parse_s3_url
+from indexer.cache.homes import CacheHome, LocalCacheHome
+from indexer.s3cache import BucketCacheHome, cache_path, settled_path
+from indexer.s3client import ADDRESSING_STYLES, S3Options
+from indexer.s3store import S3Store, parse_s3_url
 
 __all__ = [
     "ADDRESSING_STYLES",

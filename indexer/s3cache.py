@@ -33,13 +33,13 @@ from pathlib import Path
 
 import zstandard
 
-from .cache import import_untrusted
-from .cachehome import cache_filename, make_scratch, settled_filename
-from .errors import Conflict, RunError
-from .s3client import ObjectMissing
-from .s3store import S3Store
-from .settled import MAX_SETTLED_BYTES
-from .storage import CACHE_PREFIX
+from indexer.cache.db import import_untrusted
+from indexer.cache.homes import cache_filename, make_scratch, settled_filename
+from indexer.errors import Conflict, RunError
+from indexer.publish.freshness import MAX_SETTLED_BYTES
+from indexer.s3client import ObjectMissing
+from indexer.s3store import S3Store
+from indexer.storage.base import CACHE_PREFIX
 
 log = logging.getLogger(__name__)
 

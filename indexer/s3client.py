@@ -39,9 +39,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .errors import RunError, UsageError
-from .redact import redact
-from .s3gets import LazyGets
+from indexer.errors import RunError, UsageError
+from indexer.redact import redact
+from indexer.s3gets import LazyGets
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

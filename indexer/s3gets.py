@@ -44,8 +44,8 @@ from botocore.awsrequest import AWSPreparedRequest
 from botocore.httpsession import mask_proxy_url
 from urllib3.util import Retry
 
-from .redact import redact
-from .sigv4 import ALGORITHM, Secret, amz_date, host_header, sign_get
+from indexer.redact import redact
+from indexer.sigv4 import ALGORITHM, Secret, amz_date, host_header, sign_get
 
 log = logging.getLogger(__name__)
 MAX_ERROR_BODY = 64 * 1024

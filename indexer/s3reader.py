@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 
 import botocore.exceptions as bex
 
-from .errors import Conflict, RunError
-from .s3client import BROKEN_TRANSFER, ObjectMissing, PreconditionFailed, S3Api, error_code
-from .s3gets import Answer
+from indexer.errors import Conflict, RunError
+from indexer.s3client import BROKEN_TRANSFER, ObjectMissing, PreconditionFailed, S3Api, error_code
+from indexer.s3gets import Answer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

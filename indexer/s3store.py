@@ -18,10 +18,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager, suppress
 from typing import Any
 
-from .errors import Conflict, UsageError
-from .s3client import ObjectMissing, PreconditionFailed, S3Api, S3Options
-from .s3reader import ArtifactFile
-from .storage import Entry, is_subdir_name
+from indexer.errors import Conflict, UsageError
+from indexer.s3client import ObjectMissing, PreconditionFailed, S3Api, S3Options
+from indexer.s3reader import ArtifactFile
+from indexer.storage.base import Entry, is_subdir_name
 
 LIST_THREADS = 8
 

@@ -2,7 +2,7 @@
 
 The crash tests kill the indexer at S3 requests from the proxy; cache writes
 never cross the wire, so this wrapper counts them instead. It wraps the
-public write methods of `indexer.cache.Cache` (nothing in boto3, nothing in
+public write methods of `indexer.cache.db.Cache` (nothing in boto3, nothing in
 the product's files) and, at the Nth call, kills its own process:
 
     CRASH_CACHE_WRITE=N:before   before the write starts
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from indexer import cache
+from indexer.cache import db as cache
 from indexer.cli import main
 
 WRITES = ("update", "set_published", "update_shards_dropped")

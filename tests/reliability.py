@@ -21,9 +21,9 @@ from typing import Any
 import zstandard
 from s3server import S3Endpoint, download_prefix
 
-from indexer.sample import build_artifact
-from indexer.shards import SHARD_INDEX, SHARD_NAME_RE, decode, referenced_names
-from indexer.storage import CACHE_PREFIX, is_artifact
+from dev.sample import build_artifact
+from indexer.render.shards import SHARD_INDEX, SHARD_NAME_RE, decode, referenced_names
+from indexer.storage.base import CACHE_PREFIX, is_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "ch"

@@ -1,6 +1,6 @@
 """The S3 endpoint the tests use: a SeaweedFS started for the session, or yours.
 
-By default `indexer.seaweed.SeaweedServer` starts `weed mini` on free loopback
+By default `dev.seaweed.SeaweedServer` starts `weed mini` on free loopback
 ports with credentials enforced: an admin identity (full access) and a reader
 identity (Read and List only).
 
@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from indexer.seaweed import Credentials, SeaweedServer
+from dev.seaweed import Credentials, SeaweedServer
 
 ENV_ENDPOINT = "RUN_EXPORTS_INDEX_TEST_S3"
 ENV_READONLY = "RUN_EXPORTS_INDEX_TEST_S3_READONLY"

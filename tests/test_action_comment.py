@@ -15,7 +15,7 @@ import pytest
 from actionrun import TOKEN, Result, run_action, runner_env
 from fakegithub import COMMENT_LIMIT, FakeGitHub
 
-from indexer.sample import build_artifact, build_sample_channel
+from dev.sample import build_artifact, build_sample_channel
 
 PR = 17
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "example-comment.md"

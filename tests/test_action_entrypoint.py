@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from actionrun import TOKEN, run_action, runner_env
 
-from indexer.sample import build_sample_channel
+from dev.sample import build_sample_channel
 
 
 @pytest.fixture(scope="module")

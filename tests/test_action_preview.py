@@ -14,8 +14,8 @@ from pathlib import Path
 from actionrun import run_action, runner_env
 from fakegithub import FakeGitHub
 
+from dev.sample import build_artifact
 from indexer.cli import main as cli_main
-from indexer.sample import build_artifact
 
 PR = 23
 

@@ -15,7 +15,7 @@ import pytest
 from actionrun import run_action, runner_env
 from s3server import S3Endpoint, upload_tree
 
-from indexer.sample import build_sample_channel
+from dev.sample import build_sample_channel
 
 
 @pytest.fixture(scope="module")

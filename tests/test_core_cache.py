@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from indexer import render
-from indexer.cache import SCHEMA_VERSION, Cache, CachedArtifact, expected_schema
-from indexer.sample import build_artifact
+from dev.sample import build_artifact
+from indexer.cache.db import SCHEMA_VERSION, Cache, CachedArtifact, expected_schema
+from indexer.render import run_exports as render
 
 
 @pytest.fixture
@@ -125,11 +125,11 @@ def test_locked_cache_waits_with_a_message(channel: Path, run_cli, caplog) -> No
 
 
 def test_cache_locked_too_long_fails_cleanly(channel: Path, run_cli, monkeypatch) -> None:
-    import indexer.cache
+    import indexer.cache.db
 
     assert run_cli("index", channel)[0] == 0
     build_artifact(channel / "noarch", "c")  # work to do: the cache is opened
-    monkeypatch.setattr(indexer.cache, "LOCK_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(indexer.cache.db, "LOCK_TIMEOUT_S", 1.0)
     holder = hold_lock(cache_file(channel), 4.0)
     status, _, err = run_cli("index", channel)
     holder.wait()

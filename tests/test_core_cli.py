@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from indexer.sample import build_artifact
+from dev.sample import build_artifact
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_progress_lines_when_not_a_tty(tmp_path: Path, run_cli) -> None:
 
 
 def test_untrusted_names_cannot_break_the_markdown() -> None:
-    from indexer.report import Problem, RunReport, SubdirReport, to_markdown
+    from indexer.report.model import Problem, RunReport, SubdirReport, to_markdown
 
     hostile = "x`</details>\n@team [click](https://evil.example)-1.0-0.conda"
     report = RunReport(

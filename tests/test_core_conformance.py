@@ -55,7 +55,7 @@ def test_non_ascii_run_exports_escaped_like_json_dumps(tmp_path, run_cli) -> Non
     """conda-index writes with json.dumps (ASCII escapes); so must we."""
     import json
 
-    from indexer.sample import build_artifact
+    from dev.sample import build_artifact
 
     channel = tmp_path / "ch"
     exports = {"weak": ["caf\u00e9 >=1", "tab\there", "del\x7f"]}
@@ -80,7 +80,7 @@ def test_non_ascii_run_exports_escaped_like_json_dumps(tmp_path, run_cli) -> Non
 def test_dumps_compact_is_json_dumps(value) -> None:
     import json
 
-    from indexer.render import dumps_compact
+    from indexer.render.run_exports import dumps_compact
 
     data = {"z": value, "a": [value]}
     assert dumps_compact(data) == json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
@@ -90,7 +90,7 @@ def test_build_strings_that_look_like_exponents_stay_on_the_fast_path(monkeypatc
     """Filenames such as `x-1.0-h1e4f0a2b_0.conda` hold digit-e-digit: not a float."""
     import json
 
-    from indexer import render
+    from indexer.render import run_exports as render
 
     data = {"packages.conda": {"x-1.0-h1e4f0a2b_0.conda": {"run_exports": {"weak": ["x 2e5"]}}}}
     expected = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer.cachehome import LocalCacheHome
-from indexer.local import LocalStore
+from dev.sample import build_artifact
+from indexer.cache.homes import LocalCacheHome
 from indexer.pipeline import Options, index_channel
-from indexer.sample import build_artifact
+from indexer.storage.local import LocalStore
 
 
 class CountingStore(LocalStore):

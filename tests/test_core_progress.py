@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-import indexer.progress
-from indexer.progress import Progress
+import indexer.read.progress
+from indexer.read.progress import Progress
 
 
 class FakeTerminal(io.StringIO):
@@ -25,7 +25,7 @@ def test_bar_on_a_terminal() -> None:
 
 
 def test_plain_lines_in_ci_logs(monkeypatch) -> None:
-    monkeypatch.setattr(indexer.progress, "LINE_EVERY_S", 0.0)
+    monkeypatch.setattr(indexer.read.progress, "LINE_EVERY_S", 0.0)
     stream = io.StringIO()
     progress = Progress("linux-64: reading", 2, stream)
     progress.advance()

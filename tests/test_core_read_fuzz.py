@@ -25,8 +25,8 @@ from typing import Any
 import zstandard
 from conda_package_streaming import package_streaming
 
-from indexer import artifact
-from indexer.artifact import UnreadableArtifact, read_info
+from indexer.read import info as artifact
+from indexer.read.info import UnreadableArtifact, read_info
 
 SEED = 20261201
 CASES = 2000

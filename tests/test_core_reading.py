@@ -29,8 +29,8 @@ import zstandard
 from dropped import index_json, tar_bytes, write_conda, write_tar_bz2
 from s3server import S3Endpoint, upload_tree
 
-from indexer import artifact
-from indexer.artifact import UnreadableArtifact, read_info
+from indexer.read import info as artifact
+from indexer.read.info import UnreadableArtifact, read_info
 
 REPO = Path(__file__).resolve().parent.parent
 

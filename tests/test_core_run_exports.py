@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from indexer.artifact import parse_run_exports
-from indexer.sample import build_artifact
+from dev.sample import build_artifact
+from indexer.read.info import parse_run_exports
 
 
 def index(run_cli, channel: Path, tmp_path: Path, *extra: str) -> dict:

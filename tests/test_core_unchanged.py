@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from dev.sample import build_artifact
 from indexer import pipeline
-from indexer.cache import Cache
-from indexer.cachehome import LocalCacheHome
-from indexer.local import LocalStore
+from indexer.cache.db import Cache
+from indexer.cache.homes import LocalCacheHome
 from indexer.pipeline import Options, index_channel
-from indexer.sample import build_artifact
+from indexer.storage.local import LocalStore
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_switching_modes_renders_again(channel, monkeypatch) -> None:
 def test_patches_render_when_they_change(channel, monkeypatch, tmp_path) -> None:
     """Issue 12 changed this: the instructions' content hash is in the stamp, so the same
     patches no longer re-render every run (they used to), and changed ones do."""
-    from indexer.patches import parse_instructions
+    from indexer.render.patches import parse_instructions
 
     patch = {"patch_instructions_version": 2, "packages": {}, "packages.conda": {}}
     options = {"patches": {"noarch": parse_instructions(patch, "test")}}

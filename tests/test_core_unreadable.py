@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from indexer.sample import build_artifact
+from dev.sample import build_artifact
 
 
 def tar_bz2(path: Path, members: dict[str, bytes]) -> None:

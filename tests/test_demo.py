@@ -1,4 +1,4 @@
-"""Issue 2, acceptance 7: `make demo` (python -m indexer.demo) runs to the end."""
+"""Issue 2, acceptance 7: `make demo` (python -m dev.demo) runs to the end."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "indexer.demo"],
+        [sys.executable, "-m", "dev.demo"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

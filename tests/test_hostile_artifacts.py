@@ -21,7 +21,7 @@ import orjson
 import pytest
 from hostile import crafted, mutate, valid_artifact
 
-from indexer.sample import build_artifact
+from dev.sample import build_artifact
 
 SEED = 20261124
 MUTATIONS = 500

@@ -24,9 +24,10 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
+from dev.sample import build_artifact
 from indexer.action import run as action_run
 from indexer.action.comment import render as render_comment
-from indexer.report import (
+from indexer.report.model import (
     LintFinding,
     Problem,
     RunExportsChange,
@@ -36,7 +37,6 @@ from indexer.report import (
     plain,
     to_markdown,
 )
-from indexer.sample import build_artifact
 
 RUN_URL = "https://github.com/o/r/actions/runs/1"
 HOSTILE = [

@@ -24,7 +24,7 @@ import pytest
 from s3server import S3Endpoint, download_prefix, upload_tree
 from shardtools import hexed, serve, unpack
 
-from indexer.sample import build_artifact
+from dev.sample import build_artifact
 
 SHIM = Path(__file__).resolve().parents[1] / "benchmarks" / "shim"
 NAMES = ["hotfix", "condaonly", "removeme", "revokeme", "plain"]

@@ -13,8 +13,8 @@ from s3proxy import CountingProxy
 from s3server import S3Endpoint, upload_tree
 from shardtools import read_subdir, serve
 
+from dev.sample import build_artifact
 from indexer.action.comment import render as render_comment
-from indexer.sample import build_artifact
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "preview-comment.md"
 LIBFOO_12 = "libfoo-1.2-h0_0.conda"

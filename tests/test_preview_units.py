@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from indexer.cache import CachedArtifact
+from indexer.cache.db import CachedArtifact
 from indexer.errors import UsageError
-from indexer.lints import DROPPED, EXCLUDES_OWN, INVALID_SPEC, UNKNOWN_PATCH_TARGET, lint_subdir
-from indexer.patches import apply_patches, load_patches, parse_instructions
+from indexer.render.lints import (
+    DROPPED,
+    EXCLUDES_OWN,
+    INVALID_SPEC,
+    UNKNOWN_PATCH_TARGET,
+    lint_subdir,
+)
+from indexer.render.patches import apply_patches, load_patches, parse_instructions
 
 
 def row(filename: str, run_exports, **record) -> CachedArtifact:
@@ -186,7 +192,7 @@ def test_respelled_spec_is_not_a_dropped_export() -> None:
 
 # -- conda-index 0.13's semantics (issue 12) -------------------------------------------
 def test_null_deletes_a_key_and_sets_a_missing_one_to_null() -> None:
-    from indexer.patches import PatchInstructions, apply_instructions
+    from indexer.render.patches import PatchInstructions, apply_instructions
 
     fix = {"license": None, "missing": None, "about": {"b": 2}, "depends": ["x"]}
     out = apply_instructions(
@@ -202,7 +208,7 @@ def test_null_deletes_a_key_and_sets_a_missing_one_to_null() -> None:
 
 
 def test_revoking_a_fixed_pair_appends_to_their_shared_depends_twice() -> None:
-    from indexer.patches import PatchInstructions, apply_instructions
+    from indexer.render.patches import PatchInstructions, apply_instructions
 
     record = {"name": "a", "depends": ["python"]}
     out = apply_instructions(

@@ -34,11 +34,11 @@ from reliability import (
 from s3proxy import Chaos, CountingProxy, Fault
 from s3server import S3Endpoint, upload_tree
 
-from indexer.cache import Cache, CachedArtifact
-from indexer.cachehome import cache_filename
+from dev.sample import build_artifact
+from indexer.cache.db import Cache, CachedArtifact
+from indexer.cache.homes import cache_filename
 from indexer.s3 import BucketCacheHome, S3Options, S3Store, cache_path
-from indexer.sample import build_artifact
-from indexer.storage import is_artifact
+from indexer.storage.base import is_artifact
 
 RunCli = Callable[..., tuple[int, str, str]]
 SUBDIRS = ("linux-64", "noarch")

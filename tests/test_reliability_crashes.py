@@ -41,9 +41,9 @@ from reliability import (
 from s3proxy import CountingProxy, Fault, Seen
 from s3server import S3Endpoint, upload_tree
 
-from indexer.cachehome import cache_filename
-from indexer.sample import build_artifact
-from indexer.storage import CACHE_PREFIX
+from dev.sample import build_artifact
+from indexer.cache.homes import cache_filename
+from indexer.storage.base import CACHE_PREFIX
 
 RunCli = Callable[..., tuple[int, str, str]]
 WRAPPER = Path(__file__).with_name("crashwrap.py")

@@ -25,7 +25,7 @@ from reliability import (
 from s3proxy import Chaos, CountingProxy, Seen
 from s3server import S3Endpoint, upload_tree
 
-from indexer.sample import build_artifact
+from dev.sample import build_artifact
 
 RunCli = Callable[..., tuple[int, str, str]]
 SEEDS = range(20)

@@ -28,8 +28,8 @@ from reliability import PREFIX, cli_command, cli_env, small_channel
 from s3proxy import CountingProxy, Fault, Seen
 from s3server import S3Endpoint, upload_tree
 
-from indexer.cachehome import SCRATCH_PREFIX, _start_time
-from indexer.sample import build_artifact
+from dev.sample import build_artifact
+from indexer.cache.homes import SCRATCH_PREFIX, _start_time
 
 RunCli = Callable[..., tuple[int, str, str]]
 

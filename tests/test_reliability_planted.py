@@ -28,13 +28,13 @@ import zstandard
 from reliability import PREFIX, cli_command, cli_env, outputs, report_of, small_channel
 from s3server import S3Endpoint, download_prefix, upload_tree
 
-from indexer.cache import SCHEMA_VERSION, expected_schema
+from dev.sample import build_artifact
+from indexer.cache.db import SCHEMA_VERSION, expected_schema
 from indexer.pipeline import Options, _inputs, _output_paths, _stamp
+from indexer.publish.freshness import Settled, fingerprint
+from indexer.render.shards import SHARD_INDEX, decode, referenced_names
 from indexer.s3 import S3Options, S3Store, cache_path, settled_path
-from indexer.sample import build_artifact
-from indexer.settled import Settled, fingerprint
-from indexer.shards import SHARD_INDEX, decode, referenced_names
-from indexer.storage import is_artifact
+from indexer.storage.base import is_artifact
 
 MARKER = "evil-backdoor >=666"
 BOUNDED_S = 15.0  # a whole run of this five-artifact channel takes 1-2 s

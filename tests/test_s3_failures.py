@@ -16,10 +16,10 @@ import pytest
 from s3proxy import CountingProxy, Fault, Seen
 from s3server import S3Endpoint, upload_tree
 
+from dev.sample import build_artifact, build_sample_channel
+from dev.seaweed import Credentials, free_ports
 from indexer.errors import Conflict, RunError
 from indexer.s3 import S3Options, S3Store
-from indexer.sample import build_artifact, build_sample_channel
-from indexer.seaweed import Credentials, free_ports
 
 RunCli = Callable[..., tuple[int, str, str]]
 

@@ -26,12 +26,12 @@ from hostile import mutate, valid_artifact, write_tar
 from s3proxy import CountingProxy, Fault, Seen
 from s3server import S3Endpoint
 
-from indexer.artifact import UnreadableArtifact, read_info
+from dev.seaweed import Credentials as Identity
 from indexer.errors import Conflict, RunError
+from indexer.read.info import UnreadableArtifact, read_info
 from indexer.s3 import S3Options, S3Store
 from indexer.s3gets import SignedGets, signed_gets_like
 from indexer.s3reader import TAIL_BYTES
-from indexer.seaweed import Credentials as Identity
 from indexer.sigv4 import Secret, host_header, sign_get
 
 OURS = "SignedHeaders=host;x-amz-content-sha256;x-amz-date,"  # what sigv4.sign_get signs
@@ -376,7 +376,7 @@ def test_faults_on_signed_gets_are_retried_and_counted(
 def test_a_signed_tar_bz2_stream_cut_short_resumes(
     aws_env: S3Endpoint, s3_proxy: CountingProxy, bucket: str, tmp_path: Path
 ) -> None:
-    from indexer.sample import build_artifact
+    from dev.sample import build_artifact
 
     store = store_via(s3_proxy, bucket, backoff_s=0.001)
     warm_up(aws_env, bucket, store)

@@ -16,7 +16,7 @@ import pytest
 from conftest import CORPUS_SUBDIRS, EXPECTED
 from shardtools import hexed, read_subdir, serve, unpack
 
-from indexer.sample import build_artifact
+from dev.sample import build_artifact
 
 
 def index_corpus(channel: Path, run_cli, cache: Path, *extra: str) -> None:

@@ -14,14 +14,14 @@ import orjson
 import pytest
 from shardtools import unpack
 
-from indexer import checksums
-from indexer.cachehome import LocalCacheHome
-from indexer.local import LocalStore
+from dev.sample import build_artifact
+from indexer.cache.homes import LocalCacheHome
 from indexer.pipeline import Options, index_channel
-from indexer.render import compress
-from indexer.sample import build_artifact
-from indexer.shardstage import parse_age, prunable
-from indexer.storage import Entry
+from indexer.publish.prune import parse_age, prunable
+from indexer.read import checksums
+from indexer.render.run_exports import compress
+from indexer.storage.base import Entry
+from indexer.storage.local import LocalStore
 
 DAY = 86400.0
 
@@ -332,7 +332,7 @@ def unpack_zst(path: Path) -> bytes:
 def test_turning_shards_off_warns_about_the_stale_index(tmp_path: Path, run_cli) -> None:
     import orjson
 
-    from indexer.sample import build_artifact
+    from dev.sample import build_artifact
 
     channel = tmp_path / "ch"
     build_artifact(channel / "noarch", "a", run_exports=["a"])

@@ -12,12 +12,12 @@ from conftest import CORPUS_SUBDIRS, EXPECTED
 from s3server import S3Endpoint, download_prefix, upload_tree
 from shardtools import hexed, unpack
 
+from dev.sample import build_artifact
 from indexer.cli import default_cache_home, open_store
 from indexer.pipeline import Options, index_channel
-from indexer.publish import IMMUTABLE_CACHE_CONTROL
+from indexer.publish.outputs import IMMUTABLE_CACHE_CONTROL
+from indexer.publish.prune import MIN_PRUNE_AGE_S
 from indexer.s3 import S3Options
-from indexer.sample import build_artifact
-from indexer.shardstage import MIN_PRUNE_AGE_S
 
 PREFIX = "channel"
 

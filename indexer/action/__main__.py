@@ -6,7 +6,7 @@ drops environment variables whose names contain hyphens (`INPUT_GITHUB-TOKEN`).
 
 import sys
 
-from .run import main
+from indexer.action.run import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,9 +20,9 @@ from typing import Any
 
 from github import Auth, Github, GithubException, GithubRetry
 
-from ..redact import redact
-from .settings import PULL_REQUEST_EVENTS, Settings
-from .truncate import truncate_markdown
+from indexer.action.settings import PULL_REQUEST_EVENTS, Settings
+from indexer.action.truncate import truncate_markdown
+from indexer.redact import redact
 
 log = logging.getLogger(__name__)
 

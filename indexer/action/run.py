@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import cli
-from ..redact import redact, register_url
-from ..report import plain
-from . import comment, workflow
-from .settings import Settings, SettingsError, from_env, to_argv
+from indexer import cli
+from indexer.action import comment, workflow
+from indexer.action.settings import Settings, SettingsError, from_env, to_argv
+from indexer.redact import redact, register_url
+from indexer.report.model import plain
 
 REPORT_DIR = ".run-exports-index-report"
 

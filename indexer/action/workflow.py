@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from ..redact import redact
-from .truncate import truncate_markdown
+from indexer.action.truncate import truncate_markdown
+from indexer.redact import redact
 
 SUMMARY_LIMIT = 1024 * 1024  # bytes the runner accepts in one step's summary
 ANNOTATIONS_SHOWN = 10  # GitHub shows at most 10 warning annotations per step

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from .settled import MAX_SETTLED_BYTES
+from indexer.publish.freshness import MAX_SETTLED_BYTES
 
 log = logging.getLogger(__name__)
 

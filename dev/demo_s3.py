@@ -14,9 +14,9 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from .demo import banner, run
-from .s3client import quiet_libraries
-from .seaweed import SeaweedServer
+from dev.demo import banner, run
+from dev.seaweed import SeaweedServer
+from indexer.s3client import quiet_libraries
 
 BUCKET = "demo"
 

@@ -25,8 +25,8 @@ from typing import Any
 import msgpack
 import zstandard
 
-from .cache import CachedArtifact
-from .record import as_dict
+from indexer.cache.db import CachedArtifact
+from indexer.model import as_dict
 
 SHARD_INDEX = "repodata_shards.msgpack.zst"
 SHARDS_FOLDER = "shards"

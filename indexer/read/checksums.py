@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 import orjson
 import zstandard
 
-from .cache import Cache, CachedArtifact
-from .errors import Conflict
-from .storage import ChannelStore, Entry
+from indexer.cache.db import Cache, CachedArtifact
+from indexer.errors import Conflict
+from indexer.storage.base import ChannelStore, Entry
 
 log = logging.getLogger(__name__)
 

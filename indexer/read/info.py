@@ -44,8 +44,8 @@ try:  # the zstd conda-package-streaming uses (same errors, same reasons)
 except ImportError:
     from backports import zstd  # type: ignore[no-redef]
 
-from . import zipcheck
-from .errors import RunError
+from indexer.errors import RunError
+from indexer.read import zipcheck
 
 INDEX_JSON = "info/index.json"
 RUN_EXPORTS_JSON = "info/run_exports.json"

@@ -2,7 +2,7 @@
 
 It builds the channel in `.demo/`, indexes it, prints the summary, then adds
 one artifact and replaces another and indexes again to show the incremental
-path. Run it with `python -m indexer.demo`.
+path. Run it with `python -m dev.demo`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .cli import main as cli_main
-from .sample import build_artifact, build_sample_channel
+from dev.sample import build_artifact, build_sample_channel
+from indexer.cli import main as cli_main
 
 WORK = Path(".demo")
 
@@ -76,7 +76,7 @@ def main() -> int:
     channel = build_sample_channel(WORK / "channel")
     local_demo(channel)
     try:
-        from .demo_s3 import s3_demo
+        from dev.demo_s3 import s3_demo
     except ImportError:
         print("\n(S3 demo not available in this build)")
     else:

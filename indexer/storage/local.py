@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import Conflict, RunError, UsageError
-from .storage import CACHE_PREFIX, Entry, is_subdir_name
+from indexer.errors import Conflict, RunError, UsageError
+from indexer.storage.base import CACHE_PREFIX, Entry, is_subdir_name
 
 log = logging.getLogger(__name__)
 

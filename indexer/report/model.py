@@ -37,7 +37,7 @@ class Problem:
 
 @dataclass(slots=True)
 class LintFinding:
-    """A lint on an artifact (see indexer.lints): shown in summaries and as annotations."""
+    """A lint on an artifact (see indexer.render.lints): shown in summaries and as annotations."""
 
     filename: str
     kind: str

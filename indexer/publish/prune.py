@@ -16,19 +16,20 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from . import checksums, repodata, shards
-from .cache import Cache, CachedArtifact
-from .diff import Plan
-from .errors import UsageError
-from .publish import (
+from indexer.cache.db import Cache, CachedArtifact
+from indexer.diff import Plan
+from indexer.errors import UsageError
+from indexer.publish.outputs import (
     IMMUTABLE_CACHE_CONTROL,
     INDEX_CACHE_CONTROL,
     MSGPACK_ZSTD_TYPE,
     Output,
 )
-from .render import zst_output
-from .report import SubdirReport
-from .storage import ChannelStore, Entry
+from indexer.read import checksums
+from indexer.render import repodata, shards
+from indexer.render.run_exports import zst_output
+from indexer.report.model import SubdirReport
+from indexer.storage.base import ChannelStore, Entry
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from .artifact import UnreadableArtifact, filename_mismatch, read_info
-from .cache import Cache, CachedArtifact
-from .progress import Progress
-from .report import Problem, SubdirReport
-from .storage import ChannelStore, Entry
+from indexer.cache.db import Cache, CachedArtifact
+from indexer.read.info import UnreadableArtifact, filename_mismatch, read_info
+from indexer.read.progress import Progress
+from indexer.report.model import Problem, SubdirReport
+from indexer.storage.base import ChannelStore, Entry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

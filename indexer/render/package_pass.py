@@ -20,11 +20,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import render, shards
-from .cache import Cache, CachedArtifact, by_package
-from .lints import Lint, finish, lint_package, with_patched
-from .patches import PatchInstructions, patch_rows
-from .repodata import ChannelRepodata, Taken
+from indexer.cache.db import Cache, CachedArtifact, by_package
+from indexer.render import run_exports as render
+from indexer.render import shards
+from indexer.render.lints import Lint, finish, lint_package, with_patched
+from indexer.render.patches import PatchInstructions, patch_rows
+from indexer.render.repodata import ChannelRepodata, Taken
 
 
 @dataclass

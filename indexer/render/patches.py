@@ -38,10 +38,10 @@ from typing import Any
 
 from conda_package_streaming import package_streaming
 
-from .artifact import parse_run_exports
-from .cache import CachedArtifact
-from .errors import UsageError
-from .record import as_dict
+from indexer.cache.db import CachedArtifact
+from indexer.errors import UsageError
+from indexer.model import as_dict
+from indexer.read.info import parse_run_exports
 
 PATCH_FILENAME = "patch_instructions.json"
 SUPPORTED_VERSIONS = (1, 2)  # a file without the field is version 1, as conda-index reads it

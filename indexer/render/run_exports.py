@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import zstandard
 
-from .cache import CachedArtifact
-from .publish import ZSTD_TYPE, Output
+from indexer.cache.db import CachedArtifact
+from indexer.publish.outputs import ZSTD_TYPE, Output
 
 RUN_EXPORTS_VERSION = 1
 # 16, not 19: on a 4.4 MB run_exports.json (60,000 artifacts) level 19 takes

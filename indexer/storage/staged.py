@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import RunError, UsageError
-from .local import LocalStore
-from .storage import ChannelStore, Entry, is_artifact
+from indexer.errors import RunError, UsageError
+from indexer.storage.base import ChannelStore, Entry, is_artifact
+from indexer.storage.local import LocalStore
 
 STAGED_TOKEN_PREFIX = "staged:"
 

@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 import zstandard
 
-from .cache import Cache, CachedArtifact
-from .render import by_format, dumps_compact
-from .storage import ChannelStore, Entry
+from indexer.cache.db import Cache, CachedArtifact
+from indexer.render.run_exports import by_format, dumps_compact
+from indexer.storage.base import ChannelStore, Entry
 
 REPODATA_JSON = "repodata.json"
 REPODATA_VERSION = 1

@@ -14,9 +14,9 @@ from typing import Any
 
 from rattler import MatchSpec, Version, VersionSpec
 
-from .artifact import filename_mismatch
-from .cache import CachedArtifact, by_package
-from .patches import PatchInstructions, unknown_targets
+from indexer.cache.db import CachedArtifact, by_package
+from indexer.read.info import filename_mismatch
+from indexer.render.patches import PatchInstructions, unknown_targets
 
 DROPPED = "dropped-run-exports"
 INVALID_SPEC = "invalid-match-spec"

@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
-from .artifact import parse_run_exports
-from .errors import RunError
-from .record import Record
+from indexer.errors import RunError
+from indexer.model import Record
+from indexer.read.info import parse_run_exports
 
 log = logging.getLogger(__name__)
 

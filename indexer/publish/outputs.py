@@ -12,9 +12,9 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .cache import Cache
-from .errors import Conflict
-from .storage import ChannelStore, Entry
+from indexer.cache.db import Cache
+from indexer.errors import Conflict
+from indexer.storage.base import ChannelStore, Entry
 
 JSON_TYPE = "application/json"
 ZSTD_TYPE = "application/zstd"

@@ -1,0 +1,1 @@
+"""Development tooling, not in the action image: the demo, sample channels, SeaweedFS."""

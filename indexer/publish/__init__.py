@@ -1,0 +1,1 @@
+"""Publishing: is it already published, write what changed, prune old shards."""
