@@ -3,26 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from indexer.report.model import RunExportsChange
-from indexer.storage.base import Entry
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What a run must do for one subdir."""
-
-    new: list[Entry] = field(default_factory=list)
-    changed: list[Entry] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-
-    @property
-    def to_read(self) -> list[Entry]:
-        """Artifacts whose info must be read, in name order."""
-        return sorted(self.new + self.changed, key=lambda e: e.name)
+from indexer.model import SECTIONS, Entry, Plan, RunExportsChange, package_name
 
 
 def plan(listing: Iterable[Entry], cached: Mapping[str, tuple[int, str]]) -> Plan:
@@ -46,18 +29,12 @@ def plan(listing: Iterable[Entry], cached: Mapping[str, tuple[int, str]]) -> Pla
     return result
 
 
-def package_name(filename: str) -> str:
-    """The package name in `<name>-<version>-<build>.<ext>`."""
-    stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
-    return stem.rsplit("-", 2)[0]
-
-
 def run_exports_entries(document: Mapping[str, Any] | None) -> dict[str, Any]:
     """filename → run_exports of a CEP-12 document (both sections)."""
     if not document:
         return {}
     entries: dict[str, Any] = {}
-    for section in ("packages", "packages.conda"):
+    for section in SECTIONS:
         for filename, entry in (document.get(section) or {}).items():
             if isinstance(entry, Mapping):
                 entries[filename] = entry.get("run_exports")

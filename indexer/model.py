@@ -1,7 +1,14 @@
-"""An artifact's index.json record as the cache stores it: JSON bytes, parsed on use.
+"""The values every stage shares, and the channel's filename rules (pure, no I/O).
 
-A cold run over 100,000 artifacts renders from every cached row at once. As
-Python dicts the records take ~1.2 KB each; as the JSON the cache already
+Stages exchange these types, so the pure core (diff, render, report building,
+freshness decisions) needs no edge module for them: a listing `Entry`, the
+cached row of an artifact (`CachedArtifact`, its record a lazily parsed
+`Record`), an `Output` to publish, the diff `Plan`, a `Problem`, a `Lint`, a
+`RunExportsChange` and a record `Taken` from the channel's repodata.json.
+
+An artifact's index.json record as the cache stores it is JSON bytes, parsed on
+use. A cold run over 100,000 artifacts renders from every cached row at once.
+As Python dicts the records take ~1.2 KB each; as the JSON the cache already
 holds, ~0.4 KB. `Record` is a read-only mapping over those bytes that parses
 them when asked, remembering only the three fields looked up over and over
 (name, version, build_number: grouping and ordering builds). Anything that
@@ -10,7 +17,10 @@ wants a dict to change takes `dict(record)` or `record.parse()`.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+import hashlib
+import re
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -90,3 +100,190 @@ def as_dict(record: Mapping[str, Any]) -> dict[str, Any]:
     """A fresh dict of any record: one parse for a `Record` (`dict(record)` would
     parse it once per key)."""
     return record.parse() if isinstance(record, Record) else dict(record)
+
+
+# -- filenames -------------------------------------------------------------------
+CONDA, LEGACY = ".conda", ".tar.bz2"
+ARTIFACT_SUFFIXES = (CONDA, LEGACY)
+# The two sections of run_exports.json, repodata.json, shards and patch
+# instructions: `.tar.bz2` artifacts under `packages`, `.conda` ones under
+# `packages.conda`.
+SECTIONS = ("packages", "packages.conda")
+SUBDIR_RE = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9_]+)$")
+
+
+def is_artifact(name: str) -> bool:
+    """True for names a conda channel serves as packages."""
+    return name.endswith(ARTIFACT_SUFFIXES) and not name.startswith(".")
+
+
+def is_subdir_name(name: str) -> bool:
+    """True for folder names that look like conda subdirs (noarch, <platform>-<arch>)."""
+    return bool(SUBDIR_RE.match(name))
+
+
+def section_of(filename: str) -> str:
+    """The section an artifact is listed under: `packages.conda` or `packages`."""
+    return SECTIONS[1] if filename.endswith(CONDA) else SECTIONS[0]
+
+
+def suffix_of(filename: str) -> str:
+    """`.conda` or `.tar.bz2` (what `section_of` splits by)."""
+    return CONDA if filename.endswith(CONDA) else LEGACY
+
+
+def stem_of(filename: str) -> str:
+    """`<name>-<version>-<build>` without the artifact suffix."""
+    return filename.removesuffix(CONDA).removesuffix(LEGACY)
+
+
+def package_name(filename: str) -> str:
+    """The package name in `<name>-<version>-<build>.<ext>`."""
+    return stem_of(filename).rsplit("-", 2)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One object in a subdir listing: its name, size and change token.
+
+    The token changes whenever the object's bytes may have changed: size and
+    mtime_ns on disk, the ETag on S3. `modified` (seconds since the epoch, the
+    mtime on disk, LastModified on S3) is what pruning ages objects by; None
+    where a backend cannot tell, and such objects are never pruned.
+    """
+
+    name: str
+    size: int
+    token: str
+    modified: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CachedArtifact:
+    """One artifact as the cache knows it."""
+
+    filename: str
+    size: int
+    token: str
+    record: Mapping[str, Any] | None = None  # a `Record` when loaded from the cache
+    run_exports: dict[str, Any] | None = None
+    run_exports_error: str | None = None
+    error: str | None = None
+    md5: str | None = None
+    sha256: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.error is None
+
+
+def by_package(artifacts: Iterable[CachedArtifact]) -> dict[str, list[CachedArtifact]]:
+    """Package name → its readable artifacts with a record, by filename; names sorted.
+
+    The in-memory form of `Cache.packages()`, for rows that are not (or no
+    longer) what the cache holds, such as a patched view.
+    """
+    rows: dict[str, list[CachedArtifact]] = {}
+    for artifact in sorted(artifacts, key=lambda a: a.filename):
+        if artifact.readable and artifact.record:
+            rows.setdefault(artifact.record["name"], []).append(artifact)
+    return dict(sorted(rows.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run must do for one subdir."""
+
+    new: list[Entry] = field(default_factory=list)
+    changed: list[Entry] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    @property
+    def to_read(self) -> list[Entry]:
+        """Artifacts whose info must be read, in name order."""
+        return sorted(self.new + self.changed, key=lambda e: e.name)
+
+
+# -- publishing -----------------------------------------------------------------
+JSON_TYPE = "application/json"
+
+
+ZSTD_TYPE = "application/zstd"
+
+
+MSGPACK_ZSTD_TYPE = "application/vnd.msgpack+zstd"
+
+
+INDEX_CACHE_CONTROL = "public, max-age=60"
+
+
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One file to publish in the channel."""
+
+    path: str  # channel-relative
+    data: bytes
+    content_type: str = JSON_TYPE
+    cache_control: str = INDEX_CACHE_CONTROL
+    # Content-addressed (CEP-16 shards): same name, same bytes. Written only if
+    # absent; an existing object of that name is already right.
+    immutable: bool = False
+    # A derived output (the .zst of a JSON file) made only when needed: `make`
+    # produces the bytes, `identity` names them without making them, so a run
+    # with nothing new does not recompress (zstd of a 100,000-artifact
+    # run_exports.json takes seconds) what is already published.
+    make: Callable[[], bytes] | None = None
+    identity: str = ""
+
+    @classmethod
+    def derived(
+        cls, path: str, source: bytes, how: str, make: Callable[[bytes], bytes], content_type: str
+    ) -> Output:
+        """An output that is `make(source)`; `how` names the (deterministic) transformation."""
+        identity = f"{how}:{hashlib.sha256(source).hexdigest()}"
+        return cls(path, b"", content_type, make=lambda: make(source), identity=identity)
+
+    def digest(self) -> str:
+        """What the cache remembers of it: the sha256 of its bytes, or its identity."""
+        return self.identity or hashlib.sha256(self.data).hexdigest()
+
+    def body(self) -> bytes:
+        return self.make() if self.make is not None else self.data
+
+
+@dataclass(slots=True)
+class RunExportsChange:
+    """One artifact's entry in run_exports.json appearing, going or changing."""
+
+    package: str
+    filename: str
+    change: str  # "added" | "removed" | "changed"
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class Problem:
+    filename: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Lint:
+    """A lint on an artifact (indexer.render.lints): shown in summaries and as annotations."""
+
+    filename: str
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A shard record taken from the channel's repodata.json: ours differed there."""
+
+    filename: str
+    fields: list[str]  # what differed; ["removed"]/["listed"]: present on one side only

@@ -27,8 +27,9 @@ from indexer import __version__, diff
 from indexer.cache.db import Cache
 from indexer.cache.homes import CacheHome
 from indexer.errors import Conflict, UsageError
+from indexer.model import Entry, Output, Problem, is_artifact, is_subdir_name
 from indexer.publish.freshness import Settled, fingerprint
-from indexer.publish.outputs import Output, ours, publish
+from indexer.publish.outputs import ours, publish
 from indexer.publish.prune import ShardStage
 from indexer.read.pool import read_and_cache
 from indexer.render import run_exports as render
@@ -41,8 +42,8 @@ from indexer.render.patches import (
 )
 from indexer.render.repodata import REPODATA_JSON, SOURCE_NAMES, ChannelRepodata, source_entry
 from indexer.render.shards import SHARD_INDEX
-from indexer.report.model import LintFinding, Problem, RunReport, SubdirReport, TakenRecord
-from indexer.storage.base import ChannelStore, Entry, is_artifact, is_subdir_name
+from indexer.report.model import RunReport, SubdirReport
+from indexer.storage.base import ChannelStore
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +330,7 @@ def _one_pass(
     )
     if published is not None:
         report.warnings += published.warnings
-    report.records_from_repodata = [TakenRecord(t.filename, t.fields) for t in rendered.taken]
+    report.records_from_repodata = list(rendered.taken)
     document = rendered.document  # what clients see
     data = render.dumps_compact(document)
     outputs = _run_exports_outputs(subdir, "run_exports.json", data)
@@ -343,7 +344,7 @@ def _one_pass(
         report.run_exports_changes = []
     else:
         report.run_exports_changes = diff.diff_run_exports(baseline["document"], document)
-    report.lints = [LintFinding(x.filename, x.kind, x.message) for x in rendered.lints]
+    report.lints = list(rendered.lints)
     if shard_stage is not None:
         outputs += shard_stage.outputs(rendered.shards, lambda: patched_view(cache, instructions))
     stamp = _stamp(subdir, cached, options, inputs)

@@ -19,9 +19,9 @@ from contextlib import closing, contextmanager, suppress
 from typing import Any
 
 from indexer.errors import Conflict, UsageError
+from indexer.model import Entry, is_subdir_name
 from indexer.s3client import ObjectMissing, PreconditionFailed, S3Api, S3Options
 from indexer.s3reader import ArtifactFile
-from indexer.storage.base import Entry, is_subdir_name
 
 LIST_THREADS = 8
 

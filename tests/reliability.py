@@ -22,8 +22,9 @@ import zstandard
 from s3server import S3Endpoint, download_prefix
 
 from dev.sample import build_artifact
+from indexer.model import is_artifact
 from indexer.render.shards import SHARD_INDEX, SHARD_NAME_RE, decode, referenced_names
-from indexer.storage.base import CACHE_PREFIX, is_artifact
+from indexer.storage.base import CACHE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "ch"

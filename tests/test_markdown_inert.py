@@ -27,16 +27,9 @@ from cmarkgfm.cmark import Options
 from dev.sample import build_artifact
 from indexer.action import run as action_run
 from indexer.action.comment import render as render_comment
-from indexer.report.model import (
-    LintFinding,
-    Problem,
-    RunExportsChange,
-    RunReport,
-    SubdirReport,
-    code,
-    plain,
-    to_markdown,
-)
+from indexer.model import Lint as LintFinding
+from indexer.model import Problem, RunExportsChange
+from indexer.report.model import RunReport, SubdirReport, code, plain, to_markdown
 
 RUN_URL = "https://github.com/o/r/actions/runs/1"
 HOSTILE = [

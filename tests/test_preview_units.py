@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.cache.db import CachedArtifact
 from indexer.errors import UsageError
+from indexer.model import CachedArtifact
 from indexer.render.lints import (
     DROPPED,
     EXCLUDES_OWN,

@@ -35,10 +35,10 @@ from s3proxy import Chaos, CountingProxy, Fault
 from s3server import S3Endpoint, upload_tree
 
 from dev.sample import build_artifact
-from indexer.cache.db import Cache, CachedArtifact
+from indexer.cache.db import Cache
 from indexer.cache.homes import cache_filename
+from indexer.model import CachedArtifact, is_artifact
 from indexer.s3 import BucketCacheHome, S3Options, S3Store, cache_path
-from indexer.storage.base import is_artifact
 
 RunCli = Callable[..., tuple[int, str, str]]
 SUBDIRS = ("linux-64", "noarch")

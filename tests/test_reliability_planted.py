@@ -30,11 +30,11 @@ from s3server import S3Endpoint, download_prefix, upload_tree
 
 from dev.sample import build_artifact
 from indexer.cache.db import SCHEMA_VERSION, expected_schema
+from indexer.model import is_artifact
 from indexer.pipeline import Options, _inputs, _output_paths, _stamp
 from indexer.publish.freshness import Settled, fingerprint
 from indexer.render.shards import SHARD_INDEX, decode, referenced_names
 from indexer.s3 import S3Options, S3Store, cache_path, settled_path
-from indexer.storage.base import is_artifact
 
 MARKER = "evil-backdoor >=666"
 BOUNDED_S = 15.0  # a whole run of this five-artifact channel takes 1-2 s

@@ -14,8 +14,8 @@ from shardtools import hexed, unpack
 
 from dev.sample import build_artifact
 from indexer.cli import default_cache_home, open_store
+from indexer.model import IMMUTABLE_CACHE_CONTROL
 from indexer.pipeline import Options, index_channel
-from indexer.publish.outputs import IMMUTABLE_CACHE_CONTROL
 from indexer.publish.prune import MIN_PRUNE_AGE_S
 from indexer.s3 import S3Options
 

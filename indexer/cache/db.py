@@ -26,15 +26,14 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from indexer.errors import RunError
-from indexer.model import Record
+from indexer.model import CachedArtifact, Record
 from indexer.read.info import parse_run_exports
 
 log = logging.getLogger(__name__)
@@ -96,38 +95,6 @@ MIGRATIONS: dict[int, list[str]] = {
     )""",
     ],
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CachedArtifact:
-    """One artifact as the cache knows it."""
-
-    filename: str
-    size: int
-    token: str
-    record: Mapping[str, Any] | None = None  # a `Record` when loaded from the cache
-    run_exports: dict[str, Any] | None = None
-    run_exports_error: str | None = None
-    error: str | None = None
-    md5: str | None = None
-    sha256: str | None = None
-
-    @property
-    def readable(self) -> bool:
-        return self.error is None
-
-
-def by_package(artifacts: Iterable[CachedArtifact]) -> dict[str, list[CachedArtifact]]:
-    """Package name → its readable artifacts with a record, by filename; names sorted.
-
-    The in-memory form of `Cache.packages()`, for rows that are not (or no
-    longer) what the cache holds, such as a patched view.
-    """
-    rows: dict[str, list[CachedArtifact]] = {}
-    for artifact in sorted(artifacts, key=lambda a: a.filename):
-        if artifact.readable and artifact.record:
-            rows.setdefault(artifact.record["name"], []).append(artifact)
-    return dict(sorted(rows.items()))
 
 
 _COLUMNS = "filename, size, token, record, run_exports, run_exports_error, error, md5, sha256"

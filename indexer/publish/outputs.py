@@ -8,53 +8,10 @@ lost cache) is fetched once and compared before any write.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from indexer.cache.db import Cache
 from indexer.errors import Conflict
-from indexer.storage.base import ChannelStore, Entry
-
-JSON_TYPE = "application/json"
-ZSTD_TYPE = "application/zstd"
-MSGPACK_ZSTD_TYPE = "application/vnd.msgpack+zstd"
-INDEX_CACHE_CONTROL = "public, max-age=60"
-IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """One file to publish in the channel."""
-
-    path: str  # channel-relative
-    data: bytes
-    content_type: str = JSON_TYPE
-    cache_control: str = INDEX_CACHE_CONTROL
-    # Content-addressed (CEP-16 shards): same name, same bytes. Written only if
-    # absent; an existing object of that name is already right.
-    immutable: bool = False
-    # A derived output (the .zst of a JSON file) made only when needed: `make`
-    # produces the bytes, `identity` names them without making them, so a run
-    # with nothing new does not recompress (zstd of a 100,000-artifact
-    # run_exports.json takes seconds) what is already published.
-    make: Callable[[], bytes] | None = None
-    identity: str = ""
-
-    @classmethod
-    def derived(
-        cls, path: str, source: bytes, how: str, make: Callable[[bytes], bytes], content_type: str
-    ) -> Output:
-        """An output that is `make(source)`; `how` names the (deterministic) transformation."""
-        identity = f"{how}:{hashlib.sha256(source).hexdigest()}"
-        return cls(path, b"", content_type, make=lambda: make(source), identity=identity)
-
-    def digest(self) -> str:
-        """What the cache remembers of it: the sha256 of its bytes, or its identity."""
-        return self.identity or hashlib.sha256(self.data).hexdigest()
-
-    def body(self) -> bytes:
-        return self.make() if self.make is not None else self.data
+from indexer.model import Entry, Output
+from indexer.storage.base import ChannelStore
 
 
 def ours(published: dict[str, tuple[str, str]], path: str, entry: Entry | None) -> str | None:

@@ -16,20 +16,22 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from indexer.cache.db import Cache, CachedArtifact
-from indexer.diff import Plan
+from indexer.cache.db import Cache
 from indexer.errors import UsageError
-from indexer.publish.outputs import (
+from indexer.model import (
     IMMUTABLE_CACHE_CONTROL,
     INDEX_CACHE_CONTROL,
     MSGPACK_ZSTD_TYPE,
+    CachedArtifact,
+    Entry,
     Output,
+    Plan,
 )
 from indexer.read import checksums
 from indexer.render import repodata, shards
 from indexer.render.run_exports import zst_output
 from indexer.report.model import SubdirReport
-from indexer.storage.base import ChannelStore, Entry
+from indexer.storage.base import ChannelStore
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 import orjson
 import zstandard
 
-from indexer.cache.db import Cache, CachedArtifact
+from indexer.cache.db import Cache
 from indexer.errors import Conflict
-from indexer.storage.base import ChannelStore, Entry
+from indexer.model import SECTIONS, CachedArtifact, Entry
+from indexer.storage.base import ChannelStore
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def parse_repodata(data: bytes, compressed: bool) -> dict[str, tuple[int, str, s
     known: dict[str, tuple[int, str, str]] = {}
     if not isinstance(doc, dict):
         return known
-    for section in ("packages", "packages.conda"):
+    for section in SECTIONS:
         records = doc.get(section)
         if not isinstance(records, dict):
             continue

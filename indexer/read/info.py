@@ -39,6 +39,8 @@ from typing import Any, BinaryIO
 
 from conda_package_streaming import package_streaming
 
+from indexer.model import stem_of
+
 try:  # the zstd conda-package-streaming uses (same errors, same reasons)
     from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
 except ImportError:
@@ -398,10 +400,7 @@ def _check_specs(key: str, specs: Any) -> None:
 
 def filename_mismatch(filename: str, record: dict[str, Any]) -> str | None:
     """Why `filename` is not index.json's `name-version-build` (None when it is)."""
-    stem = os.path.basename(filename)
-    for suffix in (".conda", ".tar.bz2"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
+    stem = stem_of(os.path.basename(filename))
     expected = f"{record.get('name')}-{record.get('version')}-{record.get('build')}"
     if stem == expected:
         return None

@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from indexer.cache.db import Cache, CachedArtifact
+from indexer.cache.db import Cache
+from indexer.model import CachedArtifact, Entry, Problem
 from indexer.read.info import UnreadableArtifact, filename_mismatch, read_info
 from indexer.read.progress import Progress
-from indexer.report.model import Problem, SubdirReport
-from indexer.storage.base import ChannelStore, Entry
+from indexer.report.model import SubdirReport
+from indexer.storage.base import ChannelStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

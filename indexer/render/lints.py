@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from rattler import MatchSpec, Version, VersionSpec
 
-from indexer.cache.db import CachedArtifact, by_package
+from indexer.model import CachedArtifact, Lint, by_package, suffix_of
 from indexer.read.info import filename_mismatch
 from indexer.render.patches import PatchInstructions, unknown_targets
 
@@ -23,13 +22,6 @@ INVALID_SPEC = "invalid-match-spec"
 EXCLUDES_OWN = "pin-excludes-own-version"
 UNKNOWN_PATCH_TARGET = "patch-unknown-artifact"
 FILENAME_MISMATCH = "filename-mismatch"
-
-
-@dataclass(frozen=True, slots=True)
-class Lint:
-    filename: str
-    kind: str
-    message: str
 
 
 def lint_subdir(
@@ -185,7 +177,7 @@ def previous_build(row: CachedArtifact, rows: Iterable[CachedArtifact]) -> Cache
     mine = _order_key(row)
     if mine is None:
         return None
-    suffix = ".conda" if row.filename.endswith(".conda") else ".tar.bz2"
+    suffix = suffix_of(row.filename)
     best: tuple[tuple[Version, int], bool, str] | None = None
     chosen = None
     for other in rows:

@@ -20,12 +20,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from indexer.cache.db import Cache, CachedArtifact, by_package
+from indexer.cache.db import Cache
+from indexer.model import CachedArtifact, Lint, Taken, by_package
 from indexer.render import run_exports as render
 from indexer.render import shards
-from indexer.render.lints import Lint, finish, lint_package, with_patched
+from indexer.render.lints import finish, lint_package, with_patched
 from indexer.render.patches import PatchInstructions, patch_rows
-from indexer.render.repodata import ChannelRepodata, Taken
+from indexer.render.repodata import ChannelRepodata
 
 
 @dataclass

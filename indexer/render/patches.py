@@ -38,19 +38,15 @@ from typing import Any
 
 from conda_package_streaming import package_streaming
 
-from indexer.cache.db import CachedArtifact
 from indexer.errors import UsageError
-from indexer.model import as_dict
+from indexer.model import CONDA, LEGACY, SECTIONS, CachedArtifact, as_dict
 from indexer.read.info import parse_run_exports
 
 PATCH_FILENAME = "patch_instructions.json"
 SUPPORTED_VERSIONS = (1, 2)  # a file without the field is version 1, as conda-index reads it
 CHANNEL_MAX_VERSION = 1  # conda-index refuses a channel file above 1
-KNOWN_KEYS = frozenset(
-    {"patch_instructions_version", "packages", "packages.conda", "remove", "revoke"}
-)
+KNOWN_KEYS = frozenset({"patch_instructions_version", *SECTIONS, "remove", "revoke"})
 REVOKED_DEPENDENCY = "package_has_been_revoked"
-LEGACY, CONDA = ".tar.bz2", ".conda"
 # A patch-generator package is untrusted input: bounded before anything is parsed.
 MAX_PACKAGE_BYTES = 512 << 20
 MAX_PACKAGE_MEMBERS = 20_000
@@ -365,7 +361,7 @@ def parse_instructions(data: Any, where: str, *, max_version: int = 2) -> PatchI
         )
     _check_values(data, where)
     sections = {}
-    for key in ("packages", "packages.conda"):
+    for key in SECTIONS:
         section = data.get(key, {})
         if not isinstance(section, dict):
             raise UsageError(f"--patches: {where}: {key!r} must be an object")

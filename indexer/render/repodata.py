@@ -14,15 +14,16 @@ import hashlib
 import io
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
 import zstandard
 
-from indexer.cache.db import Cache, CachedArtifact
+from indexer.cache.db import Cache
+from indexer.model import SECTIONS, CachedArtifact, Entry, Taken
 from indexer.render.run_exports import by_format, dumps_compact
-from indexer.storage.base import ChannelStore, Entry
+from indexer.storage.base import ChannelStore
 
 REPODATA_JSON = "repodata.json"
 REPODATA_VERSION = 1
@@ -74,14 +75,6 @@ REMOVED = "removed"  # the digest of an entry in its `removed` list
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SOURCE_KEY = "repodata_records_from"
-
-
-@dataclass(frozen=True, slots=True)
-class Taken:
-    """An artifact whose published record was taken over ours, and why."""
-
-    filename: str
-    fields: list[str]  # the fields that differ; ["removed"] / ["listed"] for presence
 
 
 def record_digest(record: Mapping[str, Any]) -> str:
@@ -231,7 +224,7 @@ class ChannelRepodata:
         if not isinstance(document, dict):
             return []
         rows: dict[str, tuple[str, int | None, str, bytes | None]] = {}
-        for section in ("packages", "packages.conda"):
+        for section in SECTIONS:
             records = document.get(section)
             for name, record in (records if isinstance(records, dict) else {}).items():
                 if not isinstance(record, dict):

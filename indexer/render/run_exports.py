@@ -14,8 +14,7 @@ from typing import Any
 import orjson
 import zstandard
 
-from indexer.cache.db import CachedArtifact
-from indexer.publish.outputs import ZSTD_TYPE, Output
+from indexer.model import SECTIONS, ZSTD_TYPE, CachedArtifact, Output, section_of
 
 RUN_EXPORTS_VERSION = 1
 # 16, not 19: on a 4.4 MB run_exports.json (60,000 artifacts) level 19 takes
@@ -61,14 +60,12 @@ def by_format(
     artifacts: Iterable[CachedArtifact], entry: Callable[[CachedArtifact], Any | None]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(`packages`, `packages.conda`): filename → entry(artifact), None entries left out."""
-    packages: dict[str, Any] = {}
-    packages_conda: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     for artifact in artifacts:
         value = entry(artifact)
         if value is not None:
-            section = packages_conda if artifact.filename.endswith(".conda") else packages
-            section[artifact.filename] = value
-    return packages, packages_conda
+            sections[section_of(artifact.filename)][artifact.filename] = value
+    return sections[SECTIONS[0]], sections[SECTIONS[1]]
 
 
 def run_exports_entry(artifact: CachedArtifact) -> dict[str, Any] | None:

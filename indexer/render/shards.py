@@ -25,8 +25,7 @@ from typing import Any
 import msgpack
 import zstandard
 
-from indexer.cache.db import CachedArtifact
-from indexer.model import as_dict
+from indexer.model import SECTIONS, CachedArtifact, as_dict, section_of
 
 SHARD_INDEX = "repodata_shards.msgpack.zst"
 SHARDS_FOLDER = "shards"
@@ -58,10 +57,9 @@ def shard_record(artifact: CachedArtifact) -> dict[str, Any]:
 
 def shard_document(artifacts: Iterable[CachedArtifact]) -> dict[str, dict[str, Any]]:
     """One package's shard: its records by format, then filename."""
-    shard: dict[str, dict[str, Any]] = {"packages": {}, "packages.conda": {}}
+    shard: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     for artifact in artifacts:
-        section = "packages.conda" if artifact.filename.endswith(".conda") else "packages"
-        shard[section][artifact.filename] = shard_record(artifact)
+        shard[section_of(artifact.filename)][artifact.filename] = shard_record(artifact)
     return shard
 
 

@@ -13,43 +13,11 @@ from typing import Any
 
 import orjson
 
+from indexer.model import Lint, Problem, RunExportsChange, Taken
+
 MARKDOWN_TITLE = "run-exports-index"
 MAX_LISTED = 200  # lines per section in Markdown before "… and N more"
 OPEN_CHANGES = 20  # a diff this short is shown expanded
-
-
-@dataclass(slots=True)
-class RunExportsChange:
-    """One artifact's entry in run_exports.json appearing, going or changing."""
-
-    package: str
-    filename: str
-    change: str  # "added" | "removed" | "changed"
-    old: dict[str, Any] | None
-    new: dict[str, Any] | None
-
-
-@dataclass(slots=True)
-class Problem:
-    filename: str
-    reason: str
-
-
-@dataclass(slots=True)
-class LintFinding:
-    """A lint on an artifact (see indexer.render.lints): shown in summaries and as annotations."""
-
-    filename: str
-    kind: str
-    message: str
-
-
-@dataclass(slots=True)
-class TakenRecord:
-    """A shard record taken from the channel's repodata.json: ours differed there."""
-
-    filename: str
-    fields: list[str]  # what differed; ["removed"]/["listed"]: present on one side only
 
 
 @dataclass(slots=True)
@@ -63,7 +31,7 @@ class SubdirReport:
     unreadable: list[Problem] = field(default_factory=list)
     run_exports_unknown: list[Problem] = field(default_factory=list)
     run_exports_changes: list[RunExportsChange] = field(default_factory=list)
-    lints: list[LintFinding] = field(default_factory=list)
+    lints: list[Lint] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # about the channel, for its maintainer
     artifacts_read: int = 0
     bytes_read: int = 0
@@ -80,7 +48,7 @@ class SubdirReport:
     filename_mismatches: list[Problem] = field(default_factory=list)
     shards_pruned: list[str] = field(default_factory=list)
     # records taken from the channel's repodata.json (patched by something we cannot see)
-    records_from_repodata: list[TakenRecord] = field(default_factory=list)
+    records_from_repodata: list[Taken] = field(default_factory=list)
     patch_warnings: list[str] = field(default_factory=list)  # also in `warnings`
     # the mass-removal guard: why this subdir was not published (None: it was not refused)
     refused: str | None = None

@@ -7,41 +7,12 @@ always use `/` (`linux-64/run_exports.json`).
 
 from __future__ import annotations
 
-import re
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-ARTIFACT_SUFFIXES = (".conda", ".tar.bz2")
+from indexer.model import Entry
+
 CACHE_PREFIX = ".run-exports-index"
-# noarch, or <platform>-<arch> (linux-64, osx-arm64, emscripten-wasm32, zos-z, ...)
-SUBDIR_RE = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9_]+)$")
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One object in a subdir listing: its name, size and change token.
-
-    The token changes whenever the object's bytes may have changed: size and
-    mtime_ns on disk, the ETag on S3. `modified` (seconds since the epoch, the
-    mtime on disk, LastModified on S3) is what pruning ages objects by; None
-    where a backend cannot tell, and such objects are never pruned.
-    """
-
-    name: str
-    size: int
-    token: str
-    modified: float | None = None
-
-
-def is_artifact(name: str) -> bool:
-    """True for names a conda channel serves as packages."""
-    return name.endswith(ARTIFACT_SUFFIXES) and not name.startswith(".")
-
-
-def is_subdir_name(name: str) -> bool:
-    """True for folder names that look like conda subdirs."""
-    return bool(SUBDIR_RE.match(name))
 
 
 class ChannelStore(Protocol):

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from indexer.errors import Conflict, RunError, UsageError
-from indexer.storage.base import CACHE_PREFIX, Entry, is_subdir_name
+from indexer.model import Entry, is_subdir_name
+from indexer.storage.base import CACHE_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from indexer.errors import RunError, UsageError
-from indexer.storage.base import ChannelStore, Entry, is_artifact
+from indexer.model import Entry, is_artifact
+from indexer.storage.base import ChannelStore
 from indexer.storage.local import LocalStore
 
 STAGED_TOKEN_PREFIX = "staged:"
