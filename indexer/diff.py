@@ -1,4 +1,7 @@
-"""Compare a listing with the cache, and two run_exports documents: pure, no I/O."""
+"""Compare a listing with the cache, and two run_exports documents: pure, no I/O.
+
+Also the mass-removal decision: a plan that drops too much of a subdir is refused.
+"""
 
 from __future__ import annotations
 
@@ -59,3 +62,25 @@ def diff_run_exports(
         )
         changes.append(RunExportsChange(package_name(filename), filename, kind, was, now))
     return changes
+
+
+def mass_removal(
+    before: set[str], artifacts: Iterable[Entry], max_share: float, allow: bool
+) -> str | None:
+    """Why a pass must not publish the subdir (one line), or None: the mass-removal guard.
+
+    `before` is what a run can remove: the artifacts the cache knows, or when
+    it knows none (a first run, a lost or rebuilt cache) those the published
+    run_exports.json lists. Nothing known or published: never a mass removal.
+    """
+    if allow or not before:
+        return None
+    gone = len(before - {e.name for e in artifacts})
+    share = gone / len(before)
+    if share <= max_share:
+        return None
+    return (
+        f"not published: this run would remove {gone} of its {len(before)} artifacts "
+        f"({share:.0%}, more than the {max_share:.0%} allowed); "
+        "check the channel and its listing, or pass --allow-mass-removal if this is intended"
+    )

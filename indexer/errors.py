@@ -18,3 +18,5 @@ class Conflict(RunError):
     def __init__(self, path: str) -> None:
         super().__init__(f"{path} was changed by another writer during this run")
         self.path = path
+        self.written: list[str] = []  # what a publish had written before it (see publish)
+        self.partial: object = None  # what a stage had done before it (see read_and_cache)

@@ -142,6 +142,15 @@ def package_name(filename: str) -> str:
     return stem_of(filename).rsplit("-", 2)[0]
 
 
+def filename_mismatch(filename: str, record: dict[str, Any]) -> str | None:
+    """Why `filename` is not index.json's `name-version-build` (None when it is)."""
+    stem = stem_of(filename.rsplit("/", 1)[-1])
+    expected = f"{record.get('name')}-{record.get('version')}-{record.get('build')}"
+    if stem == expected:
+        return None
+    return f"the filename does not match index.json ({expected})"
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One object in a subdir listing: its name, size and change token.
@@ -287,3 +296,40 @@ class Taken:
 
     filename: str
     fields: list[str]  # what differed; ["removed"]/["listed"]: present on one side only
+
+
+# -- what the stages return (report.build makes the report from these) ------------
+@dataclass(slots=True)
+class ReadResult:
+    """The read stage: what reading the info of new and changed artifacts cost and found."""
+
+    artifacts_read: int = 0
+    bytes_read: int = 0
+    read_in_full: int = 0  # .tar.bz2 whose info/ was not first: read past their payload
+    read_in_full_bytes: int = 0
+    filename_mismatches: list[Problem] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)  # gone between listing and reading
+
+
+@dataclass(slots=True)
+class ChecksumResult:
+    """The checksum step of reading (shards): where md5/sha256 came from, what it cost."""
+
+    from_repodata: int = 0
+    full_reads: int = 0
+    full_read_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The publish stage: paths written (or that would be), and outputs --verify repaired."""
+
+    written: list[str] = field(default_factory=list)
+    repaired: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """The pruning step of publishing: shards deleted (or that would be)."""
+
+    paths: list[str] = field(default_factory=list)

@@ -1,97 +1,85 @@
-"""One run over a channel: list → diff → read info → cache → render → publish.
+"""One run over a channel: storage → diff → read → cache → render → publish → report.
 
-This module wires the stages together; each stage lives in its own module and
-the pure ones (diff, render, report) never touch storage.
+This module is the order of the stages and nothing else: each stage lives in
+its folder and returns a value (`Plan`, `ReadResult`, `ChecksumResult`,
+`Rendered`, `Published`, `Pruned`), recorded per pass in a
+`report.build.PassValues`; `report.build` makes the report from them.
 
-Two safety nets live here. The mass-removal guard refuses to publish a subdir
-when a run would drop more than `Options.max_removal_share` of its artifacts
-(a wrong prefix, an emptied subdir, a truncated listing), unless allowed.
-`--verify` (`Options.verify`) trusts neither the settled summary nor the
-cached rows nor the record of what we published: it re-reads every artifact's
-info, compares every output with what the packages give, and repairs and
-reports whatever differs.
+Two safety nets run here. The mass-removal guard (`diff.mass_removal`)
+refuses to publish a subdir when a run would drop more than
+`Config.max_removal_share` of its artifacts (a wrong prefix, an emptied
+subdir, a truncated listing), unless allowed. `--verify` (`Config.verify`)
+trusts neither the settled summary nor the cached rows nor the record of what
+we published: it re-reads every artifact's info, compares every output with
+what the packages give, and repairs and reports whatever differs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
 
-import orjson
-
-from indexer import __version__, diff
+from indexer import diff
 from indexer.cache.db import Cache
 from indexer.cache.homes import CacheHome
+from indexer.cache.verify import verify_rows
+from indexer.config import Config
 from indexer.errors import Conflict, UsageError
-from indexer.model import Entry, Output, Problem, is_artifact, is_subdir_name
-from indexer.publish.freshness import Settled, fingerprint
-from indexer.publish.outputs import ours, publish
-from indexer.publish.prune import ShardStage
+from indexer.model import (
+    Entry,
+    Output,
+    Published,
+    ReadResult,
+    is_artifact,
+    is_subdir_name,
+)
+from indexer.publish import freshness, prune
+from indexer.publish.freshness import PUBLISHED_FROM, Settled
+from indexer.publish.outputs import publish
+from indexer.publish.repair import repair_immutable, repaired_outputs
+from indexer.read import channel_repodata, checksums, published
+from indexer.read.patch_sources import load_patches, subdir_patches
 from indexer.read.pool import read_and_cache
 from indexer.render import run_exports as render
+from indexer.render import shards
 from indexer.render.package_pass import patched_view, render_subdir
-from indexer.render.patches import (
-    PATCH_FILENAME,
-    PatchInstructions,
-    channel_instructions,
-    unknown_key_warnings,
-)
-from indexer.render.repodata import REPODATA_JSON, SOURCE_NAMES, ChannelRepodata, source_entry
-from indexer.render.shards import SHARD_INDEX
+from indexer.render.repodata import repodata_outputs
+from indexer.report import build
+from indexer.report.build import PassValues
 from indexer.report.model import RunReport, SubdirReport
 from indexer.storage.base import ChannelStore
+from indexer.storage.open import open_channel, skipped_warnings
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_FROM = "published_from"  # cache meta key: the stamp of the last publish
 MAX_ATTEMPTS = 6  # passes over a subdir when another writer keeps getting there first
 REDO_PAUSE_S = 0.2  # times the attempt, jittered: concurrent runs stop colliding in step
 
 
-@dataclass
-class Options:
-    """How to run; the CLI and the action entrypoint both build one."""
-
-    subdirs: list[str] = field(default_factory=list)  # empty: every subdir found
-    jobs: int = 8
-    dry_run: bool = False
-    strict: bool = False
-    shards: bool = False  # CEP-16 shards + whole-artifact checksums (the CLI's default)
-    repodata: bool = False  # also repodata.json (+ .zst) from the shard records
-    prune_shards: float | None = None  # seconds: prune unreferenced shards older than this
-    preview: bool = False  # what would the published outputs become? (writes nothing)
-    # Given instructions per subdir (--patches): they replace the channel's own.
-    patches: dict[str, PatchInstructions] = field(default_factory=dict)
-    channel_patches: bool = True  # apply <subdir>/patch_instructions.json when none are given
-    verify: bool = False  # re-read every artifact and compare every output (see module doc)
-    max_removal_share: float = 0.5  # refuse a subdir that would lose more than this share
-    allow_mass_removal: bool = False
-
-    @property
-    def read_only(self) -> bool:
-        """Dry runs and previews write nothing: not the channel, not the cache."""
-        return self.dry_run or self.preview
-
-    @property
-    def mode(self) -> str:
-        return "preview" if self.preview else "dry-run" if self.dry_run else "publish"
+def run(config: Config) -> RunReport:
+    """Open the channel the Config names, load `--patches`, index it, close it."""
+    with open_channel(config) as (store, home):
+        if config.patches_from:
+            config = replace(config, patches=load_patches(config.patches_from, store))
+        return index_channel(store, home, config)
 
 
-def index_channel(store: ChannelStore, home: CacheHome, options: Options) -> RunReport:
+def index_channel(store: ChannelStore, home: CacheHome, config: Config) -> RunReport:
     """Index every selected subdir of the channel and return the report."""
     started = time.monotonic()
-    report = RunReport(channel=store.location, mode=options.mode, verified=options.verify)
-    subdirs = select_subdirs(store, options.subdirs)
+    subdirs = select_subdirs(store, config.subdirs)
     store.prefetch_listings(subdirs)  # S3: list every subdir at once
-    for subdir in subdirs:
-        report.subdirs.append(index_subdir(store, home, subdir, options))
-    report.duration_s = time.monotonic() - started
-    report.retries = store.retries  # transient storage failures retried
-    return report
+    reports = [index_subdir(store, home, subdir, config) for subdir in subdirs]
+    return build.run_report(
+        store.location,
+        config.mode.value,
+        config.verify,
+        reports,
+        time.monotonic() - started,
+        store.retries,  # transient storage failures retried
+    )
 
 
 def select_subdirs(store: ChannelStore, requested: list[str]) -> list[str]:
@@ -111,524 +99,259 @@ def select_subdirs(store: ChannelStore, requested: list[str]) -> list[str]:
     return found
 
 
-def index_subdir(
-    store: ChannelStore, home: CacheHome, subdir: str, options: Options
-) -> SubdirReport:
+def index_subdir(store: ChannelStore, home: CacheHome, subdir: str, config: Config) -> SubdirReport:
     """Bring one subdir's outputs in line with its artifacts."""
     listing: list[Entry] | None = store.list_subdir(subdir)
     # --verify trusts no summary (it writes a fresh one when it is done)
-    summary = home.settled(subdir) if _may_be_settled(options) and not options.verify else None
-    unchanged = _settled_report(Settled.from_bytes(summary), subdir, listing or [], options)
-    if unchanged is not None:  # as our last run left it: the cache is not even fetched
-        return unchanged
+    may_settle = freshness.may_settle(config) and not config.verify
+    summary = home.settled(subdir) if may_settle else None
+    settled = Settled.from_bytes(summary)
+    if settled is not None and freshness.settled_matches(settled, subdir, listing or [], config):
+        # as our last run left it: the cache is not even fetched
+        return build.settled_report(
+            subdir,
+            sum(1 for e in listing or [] if is_artifact(e.name)),
+            settled.unreadable,
+            settled.run_exports_unknown,
+            freshness.stale_outputs(listing or [], config, subdir)
+            + skipped_warnings(store, subdir),
+        )
     path = home.checkout(subdir)
-    with Cache(path) as cache:
+    passes: list[PassValues] = []
+    with Cache(path, config.lock_timeout_s) as cache:
         fetched = getattr(home, "rebuilt_reason", None)  # a fetched cache set aside
         rebuilt = cache.rebuilt_reason or (fetched(subdir) if fetched else None)
-        report = SubdirReport(subdir=subdir, cache_rebuilt=rebuilt)
-        baseline: dict[str, Any] = {}  # what clients saw before this run (first pass)
+        first = _FirstPass()
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            values = PassValues()
+            passes.append(values)
             try:
-                settled = _one_pass(store, cache, subdir, options, report, baseline, listing)
+                new_summary = _one_pass(
+                    store, cache, subdir, config, values, passes, first, listing
+                )
                 break
             except Conflict as exc:
+                if values.read is None and isinstance(exc.partial, ReadResult):
+                    values.read = exc.partial  # what was read before it still counts
                 if attempt == MAX_ATTEMPTS:
                     raise
                 listing = None  # list again
                 log.warning("%s; listing %s again and redoing", exc, subdir)
                 time.sleep(random.uniform(0.5, 1.5) * REDO_PAUSE_S * attempt)
-    if not options.read_only:
+    if not config.read_only:
         home.checkin(subdir, path)
-        data = None if settled is None else settled.to_bytes()
+        data = None if new_summary is None else new_summary.to_bytes()
         if data is not None and data != summary:
             home.settle(subdir, data)
-    return report
+    return build.subdir_report(subdir, passes, rebuilt, skipped_warnings(store, subdir))
 
 
-def _may_be_settled(options: Options) -> bool:
-    """Can a run with these options end as the last one left the subdir?
+class _FirstPass:
+    """What the first pass saw, kept for a redo: what clients saw before this run."""
 
-    Patches and the channel's repodata.json are inputs the stamp names (see
-    `_inputs`), so a hotfix re-renders and an unchanged channel settles.
-    """
-    return options.prune_shards is None
-
-
-def _inputs(subdir: str, listing: list[Entry], options: Options) -> list[str]:
-    """What besides the artifacts shapes the outputs: patches and the published repodata.
-
-    The given instructions by content hash; the channel's patch file and
-    repodata files by token (a hotfix usually changes no artifact, only them).
-    With `--repodata`, repodata.json is our output, not an input.
-    """
-    tokens = {e.name: e.token for e in listing}
-    inputs = []
-    if options.patches:
-        given = options.patches.get(subdir)
-        inputs.append(f"patches\t{given.digest if given is not None else '-'}")
-    elif options.channel_patches and PATCH_FILENAME in tokens:
-        inputs.append(f"{PATCH_FILENAME}\t{tokens[PATCH_FILENAME]}")
-    if options.shards and not options.repodata:
-        inputs += [f"{name}\t{tokens[name]}" for name in SOURCE_NAMES if name in tokens]
-    return inputs
-
-
-def _subdir_patches(
-    store: ChannelStore, subdir: str, listing: list[Entry], options: Options
-) -> tuple[PatchInstructions | None, list[str]]:
-    """The instructions that apply to a subdir this run, and warnings about them."""
-    if options.patches:
-        given = options.patches.get(subdir)
-        if given is None:
-            return None, []
-        return given, unknown_key_warnings(given, f"--patches ({subdir})")
-    if not options.channel_patches or not any(e.name == PATCH_FILENAME for e in listing):
-        return None, []
-    path = f"{subdir}/{PATCH_FILENAME}"
-    data = store.read(path)
-    if data is None:  # deleted since the listing: the next run sees the new state
-        return None, []
-    return channel_instructions(data, path)
-
-
-def _settled_report(
-    settled: Settled | None, subdir: str, listing: list[Entry], options: Options
-) -> SubdirReport | None:
-    """The report of a subdir that is exactly as our last run left it; None if it is not."""
-    if settled is None:
-        return None
-    artifacts = [e for e in listing if is_artifact(e.name)]
-    states = {e.name: (e.size, e.token) for e in artifacts}
-    paths = set(_output_paths(subdir, options))
-    outputs = {f"{subdir}/{e.name}": e.token for e in listing if f"{subdir}/{e.name}" in paths}
-    if len(outputs) != len(paths):
-        return None
-    stamp = _stamp(subdir, states, options, _inputs(subdir, listing, options))
-    if fingerprint(stamp, outputs) != settled.fingerprint:
-        return None
-    return SubdirReport(
-        subdir=subdir,
-        listed=len(artifacts),
-        unchanged=len(artifacts),
-        unreadable=[Problem(name, why) for name, why in settled.unreadable],
-        run_exports_unknown=[Problem(name, why) for name, why in settled.run_exports_unknown],
-        warnings=_stale_outputs(listing, options, subdir),
-    )
-
-
-def _settle(
-    cache: Cache, subdir: str, stamp: str | None, options: Options, report: SubdirReport
-) -> Settled | None:
-    """The settled summary of what this pass published (None: nothing to settle).
-
-    Its problems are the report's: this pass took them from the cache.
-    """
-    if stamp is None or not _may_be_settled(options) or report.patch_warnings:
-        return None  # a warning is repeated by every run: that needs the ordinary run
-    published = cache.published()
-    paths = _output_paths(subdir, options)
-    if any(path not in published for path in paths):
-        return None
-    outputs = {path: published[path][0] for path in paths}
-    return Settled(
-        fingerprint(stamp, outputs),
-        unreadable=[(p.filename, p.reason) for p in report.unreadable],
-        run_exports_unknown=[(p.filename, p.reason) for p in report.run_exports_unknown],
-    )
+    def __init__(self) -> None:
+        self.document_known = False
+        self.document: dict | None = None
+        self.published: dict[str, tuple[str, str]] | None = None  # --verify
 
 
 def _one_pass(
     store: ChannelStore,
     cache: Cache,
     subdir: str,
-    options: Options,
-    report: SubdirReport,
-    baseline: dict[str, Any],
+    config: Config,
+    values: PassValues,
+    passes: list[PassValues],
+    first: _FirstPass,
     listing: list[Entry] | None = None,
 ) -> Settled | None:
-    """List (unless given), read, cache, render and publish once.
+    """List (unless given), diff, read, cache, render and publish once.
 
-    `report` accumulates over passes. Returns the settled summary of what was
-    published (None for read-only runs and when there is none to keep).
+    Each stage's value goes into `values` as it returns, so a pass that meets
+    another writer still reports what it did. Returns the settled summary of
+    what was published (None for read-only runs and when there is none).
     """
     if listing is None:
         listing = store.list_subdir(subdir)
     artifacts = [e for e in listing if is_artifact(e.name)]
-    if not artifacts and options.subdirs and not any(e.name == "run_exports.json" for e in listing):
+    if not artifacts and config.subdirs and not any(e.name == "run_exports.json" for e in listing):
         raise UsageError(f"subdir {subdir!r} has no artifacts in {store.location}")
+    # -- diff
     states = cache.states()
     plan = diff.plan(artifacts, states)
-    refusal = _mass_removal(store, subdir, listing, artifacts, states, options)
-    if refusal is not None:  # nothing read, cached or published for this subdir
-        log.error("%s: %s", subdir, refusal)
-        report.refused = refusal
-        report.listed = len(artifacts)
-        report.removed = plan.removed
+    values.refused = diff.mass_removal(
+        set() if config.allow_mass_removal else published.removable(store, subdir, listing, states),
+        artifacts,
+        config.max_removal_share,
+        config.allow_mass_removal,
+    )
+    if values.refused is not None:  # nothing read, cached or published for this subdir
+        log.error("%s: %s", subdir, values.refused)
+        values.listed, values.removed = len(artifacts), plan.removed
         return None
-
+    # -- read (into the cache)
     to_read = plan.to_read
-    if options.verify:  # every artifact, whatever the cache says
-        baseline.setdefault("published", cache.published())
+    if config.verify:  # every artifact, whatever the cache says
+        if first.published is None:
+            first.published = cache.published()
         rows_before = cache.row_digests()
         to_read = sorted(artifacts, key=lambda e: e.name)
         cache.forget_published()  # every output is fetched and compared
-    vanished = read_and_cache(store, cache, subdir, to_read, options.jobs, report)
-    if options.verify:
-        _verify_rows(cache, rows_before, set(plan.unchanged), subdir, report)
-    cache.update(remove=plan.removed + vanished)
+    values.read = read_and_cache(store, cache, subdir, to_read, config.jobs)
+    if config.verify:
+        values.repaired_rows = verify_rows(cache, rows_before, set(plan.unchanged), subdir)
+    cache.update(remove=plan.removed + values.read.vanished)
     listed = {f"{subdir}/{e.name}": e for e in listing}
-    inputs = _inputs(subdir, listing, options)
-    instructions, report.patch_warnings = _subdir_patches(store, subdir, listing, options)
+    inputs = freshness.inputs(subdir, listing, config)
+    instructions, values.patch_warnings = subdir_patches(store, subdir, listing, config)
+    earlier_new = any(v.new or v.changed for v in passes)
     if (
-        not options.verify
-        and not (
-            plan.new or plan.changed or plan.removed or vanished or report.new or report.changed
+        not config.verify
+        and not (plan.new or plan.changed or plan.removed or values.read.vanished or earlier_new)
+        and config.prune_shards is None
+        and freshness.as_published(
+            cache.meta(PUBLISHED_FROM),
+            cache.published(),
+            listed,
+            freshness.stamp(subdir, states, config, inputs),
+            freshness.output_paths(subdir, config),
         )
-        and options.prune_shards is None
-        and _as_published(cache, listed, _stamp(subdir, states, options, inputs), subdir, options)
     ):
-        _report_unchanged(cache, subdir, listing, artifacts, options, report)
-        report.warnings += report.patch_warnings
-        stamp = _stamp(subdir, states, options, inputs)
-        return None if options.read_only else _settle(cache, subdir, stamp, options, report)
-    shard_stage = None
-    if options.shards:
-        shard_stage = ShardStage(
-            store,
-            cache,
-            subdir,
-            listing,
-            jobs=options.jobs,
-            dry_run=options.read_only,
-            write_repodata=options.repodata,
-            prune_age=options.prune_shards,
+        values.listed, values.everything_published = len(artifacts), True
+        values.problems = build.problems(cache.problems())
+        values.warnings = freshness.stale_outputs(listing, config, subdir) + values.patch_warnings
+        stamp = freshness.stamp(subdir, states, config, inputs)
+        return None if config.read_only else _settle(cache, subdir, stamp, config, values)
+    if config.shards:
+        changed_names = [e.name for e in plan.changed]
+        values.checksums = checksums.fill_missing(
+            store, cache, subdir, listing, changed_names, config.jobs
         )
-        shard_stage.fill_checksums(plan, report)
-
     cached = cache.states()
-    report.listed = len(artifacts)
-    report.new += [e.name for e in plan.new if e.name in cached]
-    report.changed += [e.name for e in plan.changed if e.name in cached]
-    report.removed += plan.removed
-    report.unchanged = len(artifacts) - len(set(report.new) | set(report.changed))
-    _report_problems(cache, report)
-
-    report.warnings = _stale_outputs(listing, options, subdir)
-    report.warnings += report.patch_warnings
-    touched = set(report.new) | set(report.changed)  # over every pass
-    published = _channel_repodata(store, cache, subdir, listing, options)
-    explicit = bool(options.patches) and instructions is not None
+    values.listed = len(artifacts)
+    values.new = [e.name for e in plan.new if e.name in cached]
+    values.changed = [e.name for e in plan.changed if e.name in cached]
+    values.removed = plan.removed
+    values.problems = build.problems(cache.problems())
+    # -- render
+    touched = {name for v in passes for name in (*v.new, *v.changed)}  # over every pass
+    repodata = channel_repodata.for_subdir(store, cache, subdir, listing, config)
+    explicit = bool(config.patches) and instructions is not None
     rendered = render_subdir(
         cache,
         subdir,
         touched,
         instructions,
         cached.keys(),
-        with_shards=options.shards,
+        with_shards=config.shards,
         patch_run_exports=explicit,
-        published=published,
+        published=repodata,
     )
-    if published is not None:
-        report.warnings += published.warnings
-    report.records_from_repodata = list(rendered.taken)
+    values.warnings = freshness.stale_outputs(listing, config, subdir) + values.patch_warnings
+    if repodata is not None:
+        values.warnings += repodata.warnings
+    values.taken, values.lints = list(rendered.taken), list(rendered.lints)
     document = rendered.document  # what clients see
     data = render.dumps_compact(document)
     outputs = _run_exports_outputs(subdir, "run_exports.json", data)
     if explicit:  # the unpatched view, as conda-index's *_from_packages
         unpatched = render.run_exports_json(subdir, cache.artifacts())
         outputs += _run_exports_outputs(subdir, "run_exports_from_packages.json", unpatched)
-    if "document" not in baseline:  # a redo compares with what clients saw at the start
+    if not first.document_known:  # a redo compares with what clients saw at the start
         path = f"{subdir}/run_exports.json"
-        baseline["document"] = _published_document(store, cache, path, listed, data, document)
-    if baseline["document"] is document:  # what clients see is what we render: no change
-        report.run_exports_changes = []
+        first.document = published.published_document(store, cache, path, listed, data, document)
+        first.document_known = True
+    if first.document is document:  # what clients see is what we render: no change
+        values.changes = []
     else:
-        report.run_exports_changes = diff.diff_run_exports(baseline["document"], document)
-    report.lints = list(rendered.lints)
-    if shard_stage is not None:
-        outputs += shard_stage.outputs(rendered.shards, lambda: patched_view(cache, instructions))
-    stamp = _stamp(subdir, cached, options, inputs)
+        values.changes = diff.diff_run_exports(first.document, document)
+    index = previous = None
+    if config.shards:
+        previous = prune.read_previous_index(store, subdir, {e.name for e in listing})
+        index = shards.shard_index(subdir, rendered.shards, previous, shards.timestamp())
+        existing = None
+        if index != previous:  # new names or hashes: some shards may be missing
+            prune.record_dropped(cache, subdir, previous, index, time.time())
+            existing = prune.shard_names(store, subdir)
+        outputs += shards.shard_outputs(subdir, rendered.shards, index, existing)
+        if config.repodata:
+            outputs += repodata_outputs(subdir, *patched_view(cache, instructions))
+    stamp = freshness.stamp(subdir, cached, config, inputs)
     # Publishing (zstd) wants the memory more: the shards' bytes live on in
-    # `outputs`, the document in `baseline` only while it is what clients see.
+    # `outputs`, the document in `first` only while it is what clients see.
     del rendered, document, cached
-    if options.verify:
-        _repair_immutable(store, outputs, listed, options.read_only, report)
-        written_before = len(report.uploaded)
-    publish(store, cache, outputs, listed, dry_run=options.read_only, written=report.uploaded)
-    if options.verify:
-        _report_repaired_outputs(
-            outputs, listed, baseline["published"], report.uploaded[written_before:], report
+    # -- publish
+    _publish(store, cache, outputs, listed, config, values, passes, first)
+    if config.prune_shards is not None and index is not None:
+        values.pruned = prune.prune(
+            store,
+            cache,
+            subdir,
+            index,
+            previous,
+            listing_entry(listing, shards.SHARD_INDEX),
+            age=config.prune_shards,
+            dry_run=config.read_only,
         )
-    if shard_stage is not None:
-        shard_stage.finish(report)
-    if not options.read_only:
+    if not config.read_only:
         if cache.meta(PUBLISHED_FROM) != stamp:  # an unchanged cache file is not uploaded
             cache.set_meta(PUBLISHED_FROM, stamp)
-        return _settle(cache, subdir, stamp, options, report)
+        return _settle(cache, subdir, stamp, config, values)
     return None
 
 
-def _stamp(
-    subdir: str, states: dict[str, tuple[int, str]], options: Options, inputs: list[str]
-) -> str:
-    """What a subdir's outputs are rendered from, in one hash.
-
-    Rendering is a pure function of the cached rows and the inputs (patches,
-    the channel's repodata.json: `_inputs`), and a row of an artifact of
-    given size and token always reads the same: so the version of this
-    tool, the options that shape the outputs, the inputs and every
-    (filename, size, token) determine the outputs' bytes.
-    """
-    digest = hashlib.sha256(
-        f"{__version__}|{subdir}|shards={options.shards}|repodata={options.repodata}".encode()
-    )
-    for line in inputs:
-        digest.update(f"\ninput\t{line}".encode())
-    for name in sorted(states):
-        size, token = states[name]
-        digest.update(f"\n{name}\t{size}\t{token}".encode())
-    return digest.hexdigest()
-
-
-def _channel_repodata(
-    store: ChannelStore, cache: Cache, subdir: str, listing: list[Entry], options: Options
-) -> ChannelRepodata | None:
-    """The channel's repodata.json the shards must agree with: another indexer's, if any.
-
-    Not with `--repodata` (this tool then writes it from the same records),
-    nor when the file is the one we wrote.
-    """
-    if not options.shards or options.repodata:
-        return None
-    entries = {e.name: e for e in listing}
-    entry = source_entry(entries)
-    if entry is None or ours(cache.published(), f"{subdir}/{entry.name}", entry) is not None:
-        return None
-    return ChannelRepodata(store, cache, subdir, entry, entries)
-
-
-def _output_paths(subdir: str, options: Options) -> list[str]:
-    paths = [f"{subdir}/run_exports.json", f"{subdir}/run_exports.json.zst"]
-    if options.shards:
-        paths.append(f"{subdir}/{SHARD_INDEX}")
-        if options.repodata:
-            paths += [f"{subdir}/{REPODATA_JSON}", f"{subdir}/{REPODATA_JSON}.zst"]
-    return paths
-
-
-def _as_published(
-    cache: Cache, listed: dict[str, Entry], stamp: str, subdir: str, options: Options
-) -> bool:
-    """Are the published outputs the ones this cache renders, untouched since we wrote them?
-
-    True when our last publish was rendered from the same stamp and every
-    output is still the object we wrote (its token unchanged): rendering again
-    would give the same bytes, so a run with nothing new skips it (at 100,000
-    artifacts, loading every row and rendering costs more than the listing).
-    """
-    if cache.meta(PUBLISHED_FROM) != stamp:
-        return False
-    published = cache.published()
-    return all(
-        ours(published, path, listed.get(path)) is not None
-        for path in _output_paths(subdir, options)
-    )
-
-
-def _report_unchanged(
+def _publish(
+    store: ChannelStore,
     cache: Cache,
-    subdir: str,
-    listing: list[Entry],
-    artifacts: list[Entry],
-    options: Options,
-    report: SubdirReport,
+    outputs: list[Output],
+    listed: dict[str, Entry],
+    config: Config,
+    values: PassValues,
+    passes: list[PassValues],
+    first: _FirstPass,
 ) -> None:
-    """The report of a pass that found everything as published (what rendering would say)."""
-    report.listed = len(artifacts)
-    report.unchanged = len(artifacts)
-    _report_problems(cache, report)
-    report.warnings = _stale_outputs(listing, options, subdir)
+    """Publish the outputs (with --verify: repair first, then say what was a repair)."""
+    fixed = Published()
+    if config.verify:
+        fixed = repair_immutable(store, outputs, listed, config.read_only)
+    values.published = fixed
+    try:
+        written = publish(store, cache, outputs, listed, dry_run=config.read_only)
+    except Conflict as exc:  # what went out before it still counts
+        values.published = Published(fixed.written + exc.written, list(fixed.repaired))
+        raise
+    repaired = list(fixed.repaired)
+    if config.verify:
+        rows_repaired = any(
+            v.repaired_rows or (v.published and v.published.repaired) for v in passes
+        )
+        repaired += repaired_outputs(outputs, listed, first.published or {}, written, rows_repaired)
+    values.published = Published(fixed.written + written, repaired)
 
 
-def _report_problems(cache: Cache, report: SubdirReport) -> None:
-    """Unreadable artifacts and unknown run_exports, from the cache, by filename."""
-    problems = cache.problems()
-    report.unreadable = [Problem(name, error) for name, error, _ in problems if error]
-    report.run_exports_unknown = [
-        Problem(name, unknown) for name, error, unknown in problems if not error and unknown
-    ]
+def listing_entry(listing: list[Entry], name: str) -> Entry | None:
+    return next((e for e in listing if e.name == name), None)
 
 
-def _stale_outputs(listing: list[Entry], options: Options, subdir: str) -> list[str]:
-    """Outputs an earlier run wrote that this run's options no longer keep current."""
-    names = {e.name for e in listing}
-    warnings = []
-    for name, kept, why in (
-        (SHARD_INDEX, options.shards, "shards are off (--no-shards)"),
-        ("run_exports_from_packages.json", subdir in options.patches, "no --patches apply"),
-    ):
-        if name in names and not kept:
-            warnings.append(
-                f"{name} is not updated because {why}; clients still read it: "
-                "delete it, or index with the earlier options again"
-            )
-    return warnings
+def _settle(
+    cache: Cache, subdir: str, stamp: str | None, config: Config, values: PassValues
+) -> Settled | None:
+    """The settled summary of what this pass published (None: nothing to settle).
+
+    Its problems are the report's: this pass took them from the cache.
+    """
+    if stamp is None or not freshness.may_settle(config) or values.patch_warnings:
+        return None  # a warning is repeated by every run: that needs the ordinary run
+    unreadable, unknown = values.problems or ([], [])
+    return freshness.settled_summary(
+        stamp,
+        cache.published(),
+        freshness.output_paths(subdir, config),
+        [(p.filename, p.reason) for p in unreadable],
+        [(p.filename, p.reason) for p in unknown],
+    )
 
 
 def _run_exports_outputs(subdir: str, filename: str, data: bytes) -> list[Output]:
     path = f"{subdir}/{filename}"
     return [Output(path, data), render.zst_output(f"{path}.zst", data)]
-
-
-def _published_document(
-    store: ChannelStore,
-    cache: Cache,
-    path: str,
-    listed: dict[str, Entry],
-    data: bytes,
-    document: dict,
-) -> dict | None:
-    """The run_exports document clients see now (None if there is none).
-
-    When the published bytes are the ones we are about to write (`data`,
-    rendered from `document`; the cache knows their hash), they are not
-    fetched at all and `document` itself is returned.
-    """
-    if path not in listed:
-        return None
-    if ours(cache.published(), path, listed[path]) == hashlib.sha256(data).hexdigest():
-        return document
-    raw = store.read(path)
-    try:
-        return orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        log.warning("%s is not valid JSON; treating every entry as new", path)
-        return None
-
-
-# -- the mass-removal guard ------------------------------------------------------
-def _mass_removal(
-    store: ChannelStore,
-    subdir: str,
-    listing: list[Entry],
-    artifacts: list[Entry],
-    states: dict[str, tuple[int, str]],
-    options: Options,
-) -> str | None:
-    """Why this pass must not publish the subdir (one line), or None.
-
-    The entries a run can remove are the artifacts the cache knows; when it
-    knows none (a first run, a lost or rebuilt cache) those of the published
-    run_exports.json. Nothing known or published: never a mass removal.
-    """
-    if options.allow_mass_removal:
-        return None
-    before = set(states)
-    if not before and any(e.name == "run_exports.json" for e in listing):
-        before = set(_published_entries(store, f"{subdir}/run_exports.json"))
-    if not before:
-        return None
-    gone = len(before - {e.name for e in artifacts})
-    share = gone / len(before)
-    if share <= options.max_removal_share:
-        return None
-    return (
-        f"not published: this run would remove {gone} of its {len(before)} artifacts "
-        f"({share:.0%}, more than the {options.max_removal_share:.0%} allowed); "
-        "check the channel and its listing, or pass --allow-mass-removal if this is intended"
-    )
-
-
-def _published_entries(store: ChannelStore, path: str) -> list[str]:
-    """Filenames the published run_exports.json lists ([] when it cannot be read)."""
-    raw = store.read(path)
-    try:
-        return list(diff.run_exports_entries(orjson.loads(raw))) if raw else []
-    except (orjson.JSONDecodeError, AttributeError, TypeError):
-        return []
-
-
-# -- --verify ------------------------------------------------------------------------
-_ROW_FIELDS = ("index.json record", "run_exports", "run_exports problem", "error")
-
-
-def _verify_rows(
-    cache: Cache,
-    before: dict[str, tuple[tuple[str, ...], str | None, str | None]],
-    unchanged: set[str],
-    subdir: str,
-    report: SubdirReport,
-) -> None:
-    """Compare the rows just read with what the cache held; keep known checksums.
-
-    An artifact whose size and token did not change reads the same as when
-    it was cached: a differing row was altered in the cache (or read by a
-    tool with a bug since fixed) and is repaired now. Its md5/sha256 are kept,
-    as whole-artifact checksums need a full read.
-    """
-    after = cache.row_digests()
-    keep = []
-    for name in sorted(unchanged & before.keys() & after.keys()):
-        (old, md5, sha256), (new, _, _) = before[name], after[name]
-        if old != new:
-            fields = ", ".join(f for f, a, b in zip(_ROW_FIELDS, old, new, strict=True) if a != b)
-            report.repaired.append(
-                Problem(f"{subdir}/{name}", f"cached row differed from the package ({fields})")
-            )
-            log.warning("%s/%s: cached row differed from the package (%s)", subdir, name, fields)
-        if md5 is not None and sha256 is not None and new[3] == "":
-            keep.append((name, md5, sha256))
-    cache.set_checksums(keep)
-
-
-def _repair_immutable(
-    store: ChannelStore,
-    outputs: list[Output],
-    listed: dict[str, Entry],
-    dry_run: bool,
-    report: SubdirReport,
-) -> None:
-    """Content-addressed outputs (shards) that exist are compared too, and rewritten."""
-    for output in outputs:
-        current = listed.get(output.path)
-        if not output.immutable or current is None:
-            continue
-        body = output.body()
-        if store.read(output.path) == body:
-            continue
-        if not dry_run:
-            store.write(
-                output.path,
-                body,
-                expect=current.token,
-                content_type=output.content_type,
-                cache_control=output.cache_control,
-            )
-        report.uploaded.append(output.path)
-        report.repaired.append(Problem(output.path, "published bytes differed; rewritten"))
-        log.warning("%s: published bytes differed from what the packages give", output.path)
-
-
-def _report_repaired_outputs(
-    outputs: list[Output],
-    listed: dict[str, Entry],
-    published_before: dict[str, tuple[str, str]],
-    written: list[str],
-    report: SubdirReport,
-) -> None:
-    """Outputs `--verify` rewrote that no change of the channel explains.
-
-    A rewrite of an output we had written with other bytes (new, changed or
-    removed artifacts) is an ordinary update, unless cached rows were repaired;
-    one of an object someone else wrote, or of bytes we had recorded as the
-    same, is a repair.
-    """
-    digests = {o.path: o.digest() for o in outputs if not o.immutable}
-    rows_repaired = bool(report.repaired)
-    for path in written:
-        if path not in digests or path not in listed:
-            continue
-        recorded = ours(published_before, path, listed[path])
-        if recorded is None or recorded == digests[path] or rows_repaired:
-            report.repaired.append(Problem(path, "published bytes differed; rewritten"))
-            log.warning("%s: published bytes differed from what the packages give", path)

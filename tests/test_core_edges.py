@@ -13,8 +13,8 @@ import pytest
 from actionrun import run_action, runner_env
 
 from dev.sample import build_artifact
+from indexer.config import CDN_ALLOWANCE_S, MIN_PRUNE_AGE_S, index_max_age
 from indexer.model import INDEX_CACHE_CONTROL
-from indexer.publish.prune import CDN_ALLOWANCE_S, MIN_PRUNE_AGE_S, index_max_age
 
 BAD = b"bad-\xff\xfe-1.0-0.conda"
 SHOWN = "noarch/bad-\\xff\\xfe-1.0-0.conda"

@@ -11,7 +11,8 @@ import pytest
 
 from dev.sample import build_artifact
 from indexer.cache.homes import LocalCacheHome
-from indexer.pipeline import Options, index_channel
+from indexer.config import Config as Options
+from indexer.pipeline import index_channel
 from indexer.storage.local import LocalStore
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from dev.sample import build_artifact
-from indexer.read.info import parse_run_exports
+from indexer.read.parse import parse_run_exports
 
 
 def index(run_cli, channel: Path, tmp_path: Path, *extra: str) -> dict:

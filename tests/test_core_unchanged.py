@@ -17,7 +17,8 @@ from dev.sample import build_artifact
 from indexer import pipeline
 from indexer.cache.db import Cache
 from indexer.cache.homes import LocalCacheHome
-from indexer.pipeline import Options, index_channel
+from indexer.config import Config as Options
+from indexer.pipeline import index_channel
 from indexer.storage.local import LocalStore
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "dev.demo"],
         cwd=tmp_path,
+        # dev/ is tooling of the repository, not of the installed package
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         capture_output=True,
         text=True,
         timeout=300,

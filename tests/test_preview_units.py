@@ -8,15 +8,27 @@ from pathlib import Path
 import pytest
 
 from indexer.errors import UsageError
-from indexer.model import CachedArtifact
+from indexer.model import CachedArtifact, by_package
+from indexer.read.patch_sources import load_patches
 from indexer.render.lints import (
     DROPPED,
     EXCLUDES_OWN,
     INVALID_SPEC,
     UNKNOWN_PATCH_TARGET,
-    lint_subdir,
+    finish,
+    lint_package,
+    with_patched,
 )
-from indexer.render.patches import apply_patches, load_patches, parse_instructions
+from indexer.render.patches import apply_patches, parse_instructions
+
+
+def lint_subdir(artifacts, touched, instructions=None):
+    """The lints of one subdir's rows, as the package pass gives them (a test helper)."""
+    groups = by_package(artifacts)
+    names = {a.filename for rows in groups.values() for a in rows}
+    touched = with_patched(touched, instructions, names)
+    lints = [lint for rows in groups.values() for lint in lint_package(rows, touched)]
+    return finish(lints, instructions, names)
 
 
 def row(filename: str, run_exports, **record) -> CachedArtifact:

@@ -30,9 +30,12 @@ from s3server import S3Endpoint, download_prefix, upload_tree
 
 from dev.sample import build_artifact
 from indexer.cache.db import SCHEMA_VERSION, expected_schema
+from indexer.config import Config as Options
 from indexer.model import is_artifact
-from indexer.pipeline import Options, _inputs, _output_paths, _stamp
 from indexer.publish.freshness import Settled, fingerprint
+from indexer.publish.freshness import inputs as _inputs
+from indexer.publish.freshness import output_paths as _output_paths
+from indexer.publish.freshness import stamp as _stamp
 from indexer.render.shards import SHARD_INDEX, decode, referenced_names
 from indexer.s3 import S3Options, S3Store, cache_path, settled_path
 

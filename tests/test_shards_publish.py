@@ -16,9 +16,11 @@ from shardtools import unpack
 
 from dev.sample import build_artifact
 from indexer.cache.homes import LocalCacheHome
+from indexer.config import Config as Options
+from indexer.config import parse_age
 from indexer.model import Entry
-from indexer.pipeline import Options, index_channel
-from indexer.publish.prune import parse_age, prunable
+from indexer.pipeline import index_channel
+from indexer.publish.prune import prunable
 from indexer.read import checksums
 from indexer.render.run_exports import compress
 from indexer.storage.local import LocalStore

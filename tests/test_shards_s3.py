@@ -13,11 +13,12 @@ from s3server import S3Endpoint, download_prefix, upload_tree
 from shardtools import hexed, unpack
 
 from dev.sample import build_artifact
-from indexer.cli import default_cache_home, open_store
+from indexer.config import MIN_PRUNE_AGE_S
+from indexer.config import Config as Options
 from indexer.model import IMMUTABLE_CACHE_CONTROL
-from indexer.pipeline import Options, index_channel
-from indexer.publish.prune import MIN_PRUNE_AGE_S
+from indexer.pipeline import index_channel
 from indexer.s3 import S3Options
+from indexer.storage.open import default_cache_home, open_store
 
 PREFIX = "channel"
 

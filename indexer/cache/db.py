@@ -34,12 +34,12 @@ import orjson
 
 from indexer.errors import RunError
 from indexer.model import CachedArtifact, Record
-from indexer.read.info import parse_run_exports
+from indexer.read.parse import parse_run_exports
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 4
-LOCK_TIMEOUT_S = float(os.environ.get("RUN_EXPORTS_INDEX_LOCK_TIMEOUT", "300"))
+LOCK_TIMEOUT_S = 300.0  # the default; a run passes Config.lock_timeout_s (environment)
 FIRST_TRY_S = 0.5  # how long to wait before saying that another process holds the cache
 # Time allowed to inspect (and copy) a cache file we did not just create: with
 # the exact schema checked first no statement can run long, so this is a
@@ -380,8 +380,9 @@ def import_untrusted(path: str | os.PathLike[str]) -> int:
 class Cache:
     """An open per-subdir cache file."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], lock_timeout: float | None = None) -> None:
         self.path = Path(path)
+        wait = LOCK_TIMEOUT_S if lock_timeout is None else lock_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rebuilt_reason: str | None = None
         try:
@@ -393,19 +394,19 @@ class Cache:
                 log.warning(
                     "cache %s is locked by another process; waiting up to %.0f s for it",
                     self.path,
-                    LOCK_TIMEOUT_S,
+                    wait,
                 )
-                self._db = self._open(LOCK_TIMEOUT_S)
+                self._db = self._open(wait)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc):
                 raise RunError(
                     f"cache {self.path} stayed locked by another process for "
-                    f"{LOCK_TIMEOUT_S:.0f} s; is another run still going?"
+                    f"{wait:.0f} s; is another run still going?"
                 ) from None
             self._db = self._rebuild(str(exc))
         except sqlite3.DatabaseError as exc:
             self._db = self._rebuild(str(exc))
-        self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
+        self._db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
 
     # -- opening -----------------------------------------------------------
     def _connect(self, timeout: float) -> sqlite3.Connection:

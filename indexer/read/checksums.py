@@ -18,14 +18,14 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import orjson
 import zstandard
 
 from indexer.cache.db import Cache
 from indexer.errors import Conflict
-from indexer.model import SECTIONS, CachedArtifact, Entry
+from indexer.model import SECTIONS, CachedArtifact, ChecksumResult, Entry
 from indexer.storage.base import ChannelStore
 
 log = logging.getLogger(__name__)
@@ -36,20 +36,6 @@ REPODATA_NAMES = ("repodata.json.zst", "repodata.json")  # smaller transfer firs
 MAX_REPODATA_BYTES = 4 << 30
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(slots=True)
-class ChecksumStats:
-    """What getting checksums cost this run."""
-
-    from_repodata: int = 0
-    full_reads: int = 0
-    full_read_bytes: int = 0
-
-
-def missing(rows: Iterable[CachedArtifact]) -> list[CachedArtifact]:
-    """Readable artifacts whose checksums are not yet known."""
-    return [r for r in rows if r.readable and (r.md5 is None or r.sha256 is None)]
 
 
 def parse_repodata(data: bytes, compressed: bool) -> dict[str, tuple[int, str, str]]:
@@ -134,6 +120,29 @@ def hash_artifact(store: ChannelStore, subdir: str, row: CachedArtifact) -> tupl
     return md5.hexdigest(), sha256.hexdigest(), total
 
 
+def fill_missing(
+    store: ChannelStore,
+    cache: Cache,
+    subdir: str,
+    listing: list[Entry],
+    changed: Iterable[str],
+    jobs: int,
+) -> ChecksumResult:
+    """Give every readable cached artifact md5/sha256 (shards need them); return the cost.
+
+    `changed` names the artifacts replaced in place this run (see `fill`).
+    """
+    return fill(
+        store,
+        cache,
+        subdir,
+        cache.missing_checksums(),
+        listed={e.name: e for e in listing},
+        distrust=set(changed),
+        jobs=jobs,
+    )
+
+
 def fill(
     store: ChannelStore,
     cache: Cache,
@@ -143,15 +152,15 @@ def fill(
     listed: dict[str, Entry],
     distrust: set[str],
     jobs: int,
-) -> ChecksumStats:
+) -> ChecksumResult:
     """Give every readable artifact checksums in the cache; return what it cost.
 
     `listed` is the subdir listing by name. `distrust` names artifacts replaced
     in place this run: a repodata.json entry of the same size may describe the
     old bytes, so they are hashed (for backends that cannot tell ages).
     """
-    stats = ChecksumStats()
-    todo = missing(rows)
+    stats = ChecksumResult()
+    todo = list(rows)  # readable rows without checksums (`Cache.missing_checksums`)
     if not todo:
         return stats
     known, written = from_channel_repodata(store, subdir, listed)

@@ -13,10 +13,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from indexer.cache.db import Cache
-from indexer.model import CachedArtifact, Entry, Problem
-from indexer.read.info import UnreadableArtifact, filename_mismatch, read_info
+from indexer.errors import Conflict
+from indexer.model import CachedArtifact, Entry, Problem, ReadResult, filename_mismatch
+from indexer.read.info import UnreadableArtifact, read_info
 from indexer.read.progress import Progress
-from indexer.report.model import SubdirReport
 from indexer.storage.base import ChannelStore
 
 log = logging.getLogger(__name__)
@@ -32,41 +32,46 @@ def read_and_cache(
     subdir: str,
     todo: list[Entry],
     jobs: int,
-    report: SubdirReport,
-) -> list[str]:
+) -> ReadResult:
     """Read the info of every artifact in `todo`, caching results in batches.
 
-    Returns the names of artifacts that disappeared between listing and reading.
+    Returns what it read and found, with the names of artifacts that
+    disappeared between listing and reading (`vanished`).
     """
     progress = Progress(f"{subdir}: reading", len(todo))
     batch: list[CachedArtifact] = []
-    vanished: list[str] = []
-    for entry, outcome in _bounded_map(lambda e: _read_one(store, subdir, e), todo, jobs):
-        progress.advance()
-        if outcome is None:
-            log.warning("%s/%s disappeared while the run read it", subdir, entry.name)
-            vanished.append(entry.name)
-            continue
-        row, nbytes, read_in_full = outcome
-        report.artifacts_read += 1
-        report.bytes_read += nbytes
-        if read_in_full:  # a .tar.bz2 whose info/ was not first: read past its payload
-            report.read_in_full += 1
-            report.read_in_full_bytes += nbytes
-        if row.error:
-            log.warning("%s/%s is unreadable: %s", subdir, entry.name, row.error)
-        elif row.record is not None:
-            mismatch = filename_mismatch(entry.name, row.record)
-            if mismatch is not None:
-                log.warning("%s/%s: %s", subdir, entry.name, mismatch)
-                report.filename_mismatches.append(Problem(entry.name, mismatch))
-        batch.append(row)
-        if len(batch) >= COMMIT_EVERY:
-            cache.update(put=batch)
-            batch = []
+    result = ReadResult()
+    vanished = result.vanished
+    try:
+        for entry, outcome in _bounded_map(lambda e: _read_one(store, subdir, e), todo, jobs):
+            progress.advance()
+            if outcome is None:
+                log.warning("%s/%s disappeared while the run read it", subdir, entry.name)
+                vanished.append(entry.name)
+                continue
+            row, nbytes, read_in_full = outcome
+            result.artifacts_read += 1
+            result.bytes_read += nbytes
+            if read_in_full:  # a .tar.bz2 whose info/ was not first: read past its payload
+                result.read_in_full += 1
+                result.read_in_full_bytes += nbytes
+            if row.error:
+                log.warning("%s/%s is unreadable: %s", subdir, entry.name, row.error)
+            elif row.record is not None:
+                mismatch = filename_mismatch(entry.name, row.record)
+                if mismatch is not None:
+                    log.warning("%s/%s: %s", subdir, entry.name, mismatch)
+                    result.filename_mismatches.append(Problem(entry.name, mismatch))
+            batch.append(row)
+            if len(batch) >= COMMIT_EVERY:
+                cache.update(put=batch)
+                batch = []
+    except Conflict as exc:  # replaced since the listing: the pass is redone
+        exc.partial = result
+        raise
     cache.update(put=batch)
     progress.finish()
-    return vanished
+    return result
 
 
 def _read_one(

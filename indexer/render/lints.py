@@ -13,8 +13,7 @@ from typing import Any
 
 from rattler import MatchSpec, Version, VersionSpec
 
-from indexer.model import CachedArtifact, Lint, by_package, suffix_of
-from indexer.read.info import filename_mismatch
+from indexer.model import CachedArtifact, Lint, filename_mismatch, suffix_of
 from indexer.render.patches import PatchInstructions, unknown_targets
 
 DROPPED = "dropped-run-exports"
@@ -22,25 +21,6 @@ INVALID_SPEC = "invalid-match-spec"
 EXCLUDES_OWN = "pin-excludes-own-version"
 UNKNOWN_PATCH_TARGET = "patch-unknown-artifact"
 FILENAME_MISMATCH = "filename-mismatch"
-
-
-def lint_subdir(
-    artifacts: Iterable[CachedArtifact],
-    touched: Iterable[str],
-    instructions: PatchInstructions | None = None,
-    present: Iterable[str] | None = None,
-) -> list[Lint]:
-    """Lints for one subdir's patched view, sorted.
-
-    `touched` names the artifacts this run brought in (new, changed, staged);
-    patched artifacts are added to them. `present` is every filename in the
-    subdir (default: those in `artifacts`), for patches naming missing ones.
-    """
-    groups = by_package(artifacts)
-    names = {a.filename for rows in groups.values() for a in rows}
-    touched = with_patched(touched, instructions, names)
-    lints = [lint for rows in groups.values() for lint in lint_package(rows, touched)]
-    return finish(lints, instructions, names if present is None else present)
 
 
 def with_patched(

@@ -16,17 +16,31 @@ after patching, never before.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from indexer.cache.db import Cache
 from indexer.model import CachedArtifact, Lint, Taken, by_package
 from indexer.render import run_exports as render
 from indexer.render import shards
 from indexer.render.lints import finish, lint_package, with_patched
 from indexer.render.patches import PatchInstructions, patch_rows
-from indexer.render.repodata import ChannelRepodata
+
+
+class Rows(Protocol):
+    """Where the rows come from (the cache, `Cache`): rendering only reads them."""
+
+    def artifacts(self) -> list[CachedArtifact]: ...
+
+    def packages(self) -> Iterator[list[CachedArtifact]]: ...
+
+
+class Resolver(Protocol):
+    """The channel's repodata.json the shards agree with (`read.channel_repodata`)."""
+
+    def resolve(
+        self, rows: Iterable[CachedArtifact], patched: Iterable[CachedArtifact]
+    ) -> tuple[list[CachedArtifact], list[Taken]]: ...
 
 
 @dataclass
@@ -41,7 +55,7 @@ class Rendered:
 
 
 def render_subdir(
-    cache: Cache,
+    cache: Rows,
     subdir: str,
     touched: set[str],
     instructions: PatchInstructions | None,
@@ -49,7 +63,7 @@ def render_subdir(
     *,
     with_shards: bool,
     patch_run_exports: bool = True,
-    published: ChannelRepodata | None = None,
+    published: Resolver | None = None,
 ) -> Rendered:
     """Render the document, lints and (optionally) shards from the cache.
 
@@ -77,7 +91,7 @@ def render_subdir(
 
 
 def _streamed(
-    cache: Cache, subdir: str, touched: set[str], present: Collection[str], with_shards: bool
+    cache: Rows, subdir: str, touched: set[str], present: Collection[str], with_shards: bool
 ) -> Rendered:
     packages: dict[str, Any] = {}
     packages_conda: dict[str, Any] = {}
@@ -95,7 +109,7 @@ def _streamed(
 
 
 def patched_view(
-    cache: Cache, instructions: PatchInstructions | None
+    cache: Rows, instructions: PatchInstructions | None
 ) -> tuple[list[CachedArtifact], list[str]]:
     """Every readable artifact as the patches leave it, and what they removed (repodata.json)."""
     return patch_rows(cache.artifacts(), instructions)

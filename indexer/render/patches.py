@@ -25,34 +25,23 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import math
-import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from pathlib import Path
 from typing import Any
-
-from conda_package_streaming import package_streaming
 
 from indexer.errors import UsageError
 from indexer.model import CONDA, LEGACY, SECTIONS, CachedArtifact, as_dict
-from indexer.read.info import parse_run_exports
+from indexer.read.parse import parse_run_exports
 
 PATCH_FILENAME = "patch_instructions.json"
 SUPPORTED_VERSIONS = (1, 2)  # a file without the field is version 1, as conda-index reads it
 CHANNEL_MAX_VERSION = 1  # conda-index refuses a channel file above 1
 KNOWN_KEYS = frozenset({"patch_instructions_version", *SECTIONS, "remove", "revoke"})
 REVOKED_DEPENDENCY = "package_has_been_revoked"
-# A patch-generator package is untrusted input: bounded before anything is parsed.
-MAX_PACKAGE_BYTES = 512 << 20
-MAX_PACKAGE_MEMBERS = 20_000
-MAX_PACKAGE_EXPANDED = 4 << 30  # sum of member sizes the stream may walk through
 MAX_JSON_BYTES = 256 << 20  # one patch_instructions.json
-_MEMBER_RE = re.compile(r"^(?:\./)?(noarch|[a-z0-9]+-[a-z0-9_]+)/patch_instructions\.json$")
 _INT64 = (-(1 << 63), (1 << 64) - 1)
 
 
@@ -239,97 +228,6 @@ def apply_patches(
     return patch_rows(artifacts, instructions)[0]
 
 
-# -- loading (the edge: files and the channel) -------------------------------------
-def load_patches(path: str | os.PathLike[str], store: Any = None) -> dict[str, PatchInstructions]:
-    """Instructions per subdir from `--patches PATH`; UsageError names what is wrong.
-
-    PATH is a directory holding `<subdir>/patch_instructions.json`, one JSON
-    file mapping subdir → instructions, or a patch-generator package
-    (`.conda`/`.tar.bz2`). A bare package filename that is not a local file
-    is read from the channel's `noarch/` (`store`).
-    """
-    text = os.fspath(path)
-    root = Path(text)
-    if root.is_dir():
-        found = {}
-        for file in sorted(root.glob(f"*/{PATCH_FILENAME}")):
-            found[file.parent.name] = (_read_json(file.read_bytes(), str(file)), str(file))
-        if not found:
-            raise UsageError(f"--patches: no */{PATCH_FILENAME} under {root}")
-    elif text.endswith((CONDA, LEGACY)):
-        found = _from_package(text, store)
-    elif root.is_file():
-        document = _read_json(_read_file(root), str(root))
-        if not isinstance(document, dict) or "patch_instructions_version" in document:
-            raise UsageError(
-                f"--patches: {root} must map subdir names to instructions "
-                f'(e.g. {{"linux-64": {{"patch_instructions_version": 1, ...}}}})'
-            )
-        found = {subdir: (data, f"{root}: {subdir}") for subdir, data in document.items()}
-    else:
-        raise UsageError(f"--patches: {root} not found")
-    return {subdir: parse_instructions(data, where) for subdir, (data, where) in found.items()}
-
-
-def _read_file(path: Path) -> bytes:
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise UsageError(f"--patches: {path} is larger than {MAX_JSON_BYTES} bytes")
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"--patches: cannot read {path}: {exc}") from None
-
-
-def _from_package(text: str, store: Any) -> dict[str, tuple[Any, str]]:
-    """`<subdir>/patch_instructions.json` of a patch-generator package's payload."""
-    local = Path(text)
-    if local.is_file():
-        if local.stat().st_size > MAX_PACKAGE_BYTES:
-            raise UsageError(f"--patches: {text} is larger than {MAX_PACKAGE_BYTES} bytes")
-        data, where = local.read_bytes(), text
-    elif "/" not in text and os.sep not in text and store is not None:
-        where = f"noarch/{text} in {store.location}"
-        entry = store.stat(f"noarch/{text}")
-        if entry is None:
-            raise UsageError(f"--patches: {text} is neither a file nor in the channel's noarch/")
-        if entry.size > MAX_PACKAGE_BYTES:
-            raise UsageError(f"--patches: {where} is larger than {MAX_PACKAGE_BYTES} bytes")
-        data = store.read(f"noarch/{text}")
-        if data is None:
-            raise UsageError(f"--patches: {where} vanished while being read")
-    else:
-        raise UsageError(f"--patches: {text} not found")
-    found: dict[str, tuple[Any, str]] = {}
-    members = expanded = 0
-    try:
-        stream = package_streaming.stream_conda_component(
-            text.rsplit("/", 1)[-1], io.BytesIO(data), component="pkg"
-        )
-        for tar, member in stream:
-            members += 1
-            expanded += max(member.size, 0)
-            if members > MAX_PACKAGE_MEMBERS or expanded > MAX_PACKAGE_EXPANDED:
-                raise UsageError(
-                    f"--patches: {where} has more than {MAX_PACKAGE_MEMBERS} members or "
-                    f"{MAX_PACKAGE_EXPANDED} bytes unpacked; not a patch package"
-                )
-            match = _MEMBER_RE.match(member.name)
-            if not match or not member.isfile():
-                continue
-            if member.size > MAX_JSON_BYTES:
-                raise UsageError(f"--patches: {where}: {member.name} is over {MAX_JSON_BYTES} B")
-            reader = tar.extractfile(member)
-            raw = reader.read() if reader is not None else b""
-            found[match.group(1)] = (_read_json(raw, f"{where}: {member.name}"), member.name)
-    except UsageError:
-        raise
-    except Exception as exc:  # tarfile, zipfile, zstd, bz2: each raises its own types
-        raise UsageError(f"--patches: cannot read {where}: {type(exc).__name__}: {exc}") from None
-    if not found:
-        raise UsageError(f"--patches: {where} holds no <subdir>/{PATCH_FILENAME}")
-    return {subdir: (doc, f"{where}: {name}") for subdir, (doc, name) in found.items()}
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -339,7 +237,7 @@ def parse_json(data: bytes) -> Any:
     return json.loads(data, parse_constant=_reject_constant)
 
 
-def _read_json(data: bytes, where: str) -> Any:
+def read_json(data: bytes, where: str) -> Any:
     try:
         return parse_json(data)
     except (ValueError, RecursionError) as exc:

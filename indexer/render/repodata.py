@@ -11,19 +11,11 @@ is listed only when readable and its checksums are known.
 from __future__ import annotations
 
 import hashlib
-import io
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
-import orjson
-import zstandard
-
-from indexer.cache.db import Cache
-from indexer.model import SECTIONS, CachedArtifact, Entry, Taken
-from indexer.render.run_exports import by_format, dumps_compact
-from indexer.storage.base import ChannelStore
+from indexer.model import CachedArtifact, Output
+from indexer.render.run_exports import by_format, dumps_compact, zst_output
 
 REPODATA_JSON = "repodata.json"
 REPODATA_VERSION = 1
@@ -70,11 +62,7 @@ def repodata_json(
 # every record it lists (and the record itself where ours differed), keyed by
 # the file's token, so a warm run never re-reads a 100 MB repodata.json.
 SOURCE_NAMES = ("repodata.json.zst", "repodata.json")  # what a client asks for first
-MAX_SOURCE_BYTES = 4 << 30
 REMOVED = "removed"  # the digest of an entry in its `removed` list
-_MD5 = re.compile(r"^[0-9a-f]{32}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SOURCE_KEY = "repodata_records_from"
 
 
 def record_digest(record: Mapping[str, Any]) -> str:
@@ -83,159 +71,16 @@ def record_digest(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(dumps_compact(body)).hexdigest()
 
 
-def _ours_digest(artifact: CachedArtifact) -> str | None:
-    try:
-        return record_digest(repodata_record(artifact))
-    except ValueError:  # checksums unknown: cannot agree
-        return None
-
-
 def differing_fields(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
     """Field names whose values differ (or exist on one side only), run_exports aside."""
     keys = (set(ours) | set(theirs)) - {"run_exports"}
     return sorted(k for k in keys if k not in ours or k not in theirs or ours[k] != theirs[k])
 
 
-def source_entry(listing: Mapping[str, Entry]) -> Entry | None:
-    """The repodata file a client would read in this subdir listing, if any."""
-    for name in SOURCE_NAMES:
-        if name in listing:
-            return listing[name]
-    return None
-
-
-class ChannelRepodata:
-    """One subdir's published repodata.json (not ours), compared record by record."""
-
-    def __init__(
-        self, store: ChannelStore, cache: Cache, subdir: str, entry: Entry, listed: dict[str, Entry]
-    ) -> None:
-        self.store, self.cache, self.subdir, self.entry = store, cache, subdir, entry
-        self.listed = listed  # artifact name → listing entry (ages)
-        self.source = f"{entry.name}\t{entry.token}"
-        self.warnings: list[str] = []
-
-    def resolve(
-        self, rows: Iterable[CachedArtifact], patched: Iterable[CachedArtifact]
-    ) -> tuple[list[CachedArtifact], list[Taken]]:
-        """What clients get per artifact: ours where it agrees or is not published, else theirs.
-
-        `rows` are the readable artifacts from the packages, `patched` what our
-        patches make of them (those missing were removed by them).
-        """
-        rows = list(rows)
-        ours = {r.filename: r for r in patched}
-        digests = {name: _ours_digest(r) for name, r in ours.items()}
-        table = self._table(digests, refresh=False)
-        for attempt in (0, 1):
-            final: list[CachedArtifact] = []
-            taken: list[Taken] = []
-            missing = False
-            for row in rows:
-                outcome = self._one(row, ours.get(row.filename), digests, table)
-                if outcome is None:
-                    missing = True
-                    break
-                kept, why = outcome
-                if kept is not None:
-                    final.append(kept)
-                if why is not None:
-                    taken.append(why)
-            if not missing:
-                return final, taken
-            if attempt == 0:  # a record we did not keep: read the file again
-                table = self._table(digests, refresh=True)
-        raise AssertionError("unreachable: a refreshed table keeps every differing record")
-
-    def _one(
-        self,
-        row: CachedArtifact,
-        mine: CachedArtifact | None,
-        digests: dict[str, str | None],
-        table: dict[str, tuple[int | None, str, bytes | None]],
-    ) -> tuple[CachedArtifact | None, Taken | None] | None:
-        """(row to publish or None, what was taken or None); None: the record is not kept."""
-        entry = table.get(row.filename)
-        if entry is None or not self._trusted(entry[0], row):
-            return mine, None
-        _, digest, blob = entry
-        if digest == REMOVED:
-            return None, (None if mine is None else Taken(row.filename, [REMOVED]))
-        if mine is not None and digests.get(row.filename) == digest:
-            return mine, None
-        if blob is None:
-            return None
-        theirs = orjson.loads(blob)
-        if not isinstance(theirs.get("name"), str) or not theirs["name"]:
-            self.warnings.append(f"{self.entry.name}: {row.filename} has no name; ours kept")
-            return mine, None
-        base = mine if mine is not None else row
-        fields = ["listed"] if mine is None else differing_fields(repodata_record(mine), theirs)
-        record = {k: v for k, v in theirs.items() if k not in ("md5", "sha256", "run_exports")}
-        md5, sha256 = theirs.get("md5"), theirs.get("sha256")
-        kept = replace(
-            base,
-            record=record,
-            md5=md5 if isinstance(md5, str) and _MD5.match(md5) else base.md5,
-            sha256=sha256 if isinstance(sha256, str) and _SHA256.match(sha256) else base.sha256,
-        )
-        return kept, Taken(row.filename, fields)
-
-    def _trusted(self, size: int | None, row: CachedArtifact) -> bool:
-        """The published entry describes these bytes: same size, written after the artifact."""
-        if size is not None and size != row.size:
-            return False
-        artifact = self.listed.get(row.filename)
-        written = self.entry.modified
-        if written is None or artifact is None or artifact.modified is None:
-            return True  # the backend cannot tell ages: size is all there is
-        return artifact.modified <= written
-
-    def _table(
-        self, digests: dict[str, str | None], *, refresh: bool
-    ) -> dict[str, tuple[int | None, str, bytes | None]]:
-        if not refresh and self.cache.meta(_SOURCE_KEY) == self.source:
-            return self.cache.repodata_records()
-        rows = self._summarise(self._read(), digests)
-        self.cache.set_repodata_records(self.source, rows)
-        return {name: (size, digest, blob) for name, size, digest, blob in rows}
-
-    def _read(self) -> Any:
-        path = f"{self.subdir}/{self.entry.name}"
-        data = self.store.read(path)
-        if data is None:
-            return None
-        try:
-            if self.entry.name.endswith(".zst"):
-                reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
-                data = reader.read(MAX_SOURCE_BYTES + 1)
-                if len(data) > MAX_SOURCE_BYTES:
-                    raise ValueError("larger than the limit once decompressed")
-            return orjson.loads(data)
-        except (zstandard.ZstdError, ValueError) as exc:
-            self.warnings.append(f"{path} is unreadable ({exc}); shards from the packages alone")
-            return None
-
-    @staticmethod
-    def _summarise(
-        document: Any, digests: dict[str, str | None]
-    ) -> list[tuple[str, int | None, str, bytes | None]]:
-        """One row per listed or removed filename; records kept where ours differ."""
-        if not isinstance(document, dict):
-            return []
-        rows: dict[str, tuple[str, int | None, str, bytes | None]] = {}
-        for section in SECTIONS:
-            records = document.get(section)
-            for name, record in (records if isinstance(records, dict) else {}).items():
-                if not isinstance(record, dict):
-                    continue
-                digest = record_digest(record)
-                size = record.get("size")
-                size = size if isinstance(size, int) and not isinstance(size, bool) else -1
-                blob = None if digests.get(name) == digest else dumps_compact(record)
-                rows[name] = (name, size, digest, blob)
-        removed = document.get("removed")
-        for name in removed if isinstance(removed, list) else []:
-            if isinstance(name, str) and name not in rows:
-                rows[name] = (name, None, REMOVED, None)
-        return [rows[name] for name in sorted(rows)]
+def repodata_outputs(
+    subdir: str, artifacts: Iterable[CachedArtifact], removed: Iterable[str]
+) -> list[Output]:
+    """`repodata.json` and its `.zst` (with `--repodata`), from the patched view."""
+    document = repodata_json(subdir, artifacts, removed)
+    path = f"{subdir}/{REPODATA_JSON}"
+    return [Output(path, document), zst_output(f"{path}.zst", document)]

@@ -25,7 +25,15 @@ from typing import Any
 import msgpack
 import zstandard
 
-from indexer.model import SECTIONS, CachedArtifact, as_dict, section_of
+from indexer.model import (
+    IMMUTABLE_CACHE_CONTROL,
+    MSGPACK_ZSTD_TYPE,
+    SECTIONS,
+    CachedArtifact,
+    Output,
+    as_dict,
+    section_of,
+)
 
 SHARD_INDEX = "repodata_shards.msgpack.zst"
 SHARDS_FOLDER = "shards"
@@ -145,3 +153,32 @@ def _sorted(value: Any) -> Any:
     if isinstance(value, list):
         return [_sorted(v) for v in value]
     return value
+
+
+def shard_index(
+    subdir: str, rendered: Mapping[str, bytes], previous: Any, now: str
+) -> dict[str, Any]:
+    """The shard index of `rendered` (package name → shard bytes), `created_at` kept if it can."""
+    hashes = {name: digest(data) for name, data in rendered.items()}
+    index = index_document(subdir, hashes, "")
+    index["info"]["created_at"] = created_at(previous, index, now)
+    return index
+
+
+def shard_outputs(
+    subdir: str, rendered: Mapping[str, bytes], index: dict[str, Any], existing: set[str] | None
+) -> list[Output]:
+    """The shards not yet published (immutable, first), then the index.
+
+    `existing` names the objects in `<subdir>/shards/`; None when the index is
+    the one published (then every shard it names is there).
+    """
+    out: list[Output] = []
+    for data in rendered.values():
+        path = shard_path(subdir, digest(data))
+        if existing is not None and path.rsplit("/", 1)[1] not in existing:
+            out.append(
+                Output(path, data, MSGPACK_ZSTD_TYPE, IMMUTABLE_CACHE_CONTROL, immutable=True)
+            )
+    out.append(Output(f"{subdir}/{SHARD_INDEX}", encode(index), MSGPACK_ZSTD_TYPE))
+    return out

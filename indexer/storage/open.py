@@ -1,0 +1,81 @@
+"""From a `Config` to the channel's store and the home of its cache files.
+
+Policy that used to sit in the CLI: `s3://` or a directory, the staged
+overlay of a preview, the cache beside the channel (in the bucket for S3)
+unless `--cache-dir` says otherwise, and scratch copies for a read-only run
+so that it never writes the cache it read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from indexer.cache.homes import CacheHome, LocalCacheHome, ScratchCacheHome, clean_stale_scratch
+from indexer.config import Config
+from indexer.errors import UsageError
+from indexer.s3 import S3Options, is_s3_url, open_s3_cache_home, open_s3_store
+from indexer.storage.base import ChannelStore
+from indexer.storage.local import LocalStore
+from indexer.storage.staged import StagedOverlay
+
+
+def s3_options(config: Config) -> S3Options:
+    """The S3 connection settings of a run."""
+    return S3Options(
+        endpoint_url=config.endpoint_url,
+        region=config.region,
+        addressing_style=config.addressing_style,
+        profile=config.profile,
+    )
+
+
+def open_store(channel: str, s3_options: S3Options | None = None) -> ChannelStore:
+    """The backend for a CHANNEL argument."""
+    if is_s3_url(channel):
+        return open_s3_store(channel, s3_options)
+    if s3_options is not None and s3_options != S3Options():
+        raise UsageError("--endpoint-url, --region, --addressing-style and --profile need s3://")
+    return LocalStore(channel)
+
+
+def default_cache_home(store: ChannelStore, cache_dir: Path | None) -> CacheHome:
+    """Where the cache files live: `cache_dir`, else beside the channel (or in the bucket)."""
+    if is_s3_url(store.location):
+        return open_s3_cache_home(store, cache_dir)  # type: ignore[arg-type]
+    if cache_dir is not None:
+        return LocalCacheHome(cache_dir)
+    return LocalCacheHome(store.local_cache_dir())  # type: ignore[attr-defined]
+
+
+@contextmanager
+def open_channel(config: Config) -> Iterator[tuple[ChannelStore, CacheHome]]:
+    """The store (with the staged overlay) and the cache home for a run; closed after it.
+
+    A read-only run (dry run, preview) works on scratch copies of the cache,
+    removed when it ends; copies that killed runs left are removed first.
+    """
+    clean_stale_scratch()
+    store = open_store(config.channel, s3_options(config))
+    home = default_cache_home(store, config.cache_dir)
+    scratch = None
+    try:
+        if config.staged is not None:
+            store = StagedOverlay(store, config.staged)
+        if config.read_only:
+            scratch = ScratchCacheHome(home)
+        yield store, scratch or home
+    finally:
+        if scratch is not None:
+            scratch.close()
+        if hasattr(home, "close"):  # the bucket cache's local copies
+            home.close()
+
+
+def skipped_warnings(store: ChannelStore, subdir: str) -> list[str]:
+    """Files a local listing left out (names that are not UTF-8), one warning each."""
+    lines: set[str] = set()
+    for part in (store, getattr(store, "base", None), getattr(store, "staged", None)):
+        lines.update(getattr(part, "skipped", {}).get(subdir, ()))
+    return sorted(lines)
