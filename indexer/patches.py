@@ -27,7 +27,6 @@ import copy
 import hashlib
 import io
 import json
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -38,7 +37,7 @@ from typing import Any
 
 from conda_package_streaming import package_streaming
 
-from .artifact import parse_run_exports
+from .artifact import check_value, parse_run_exports
 from .cache import CachedArtifact
 from .errors import UsageError
 from .record import as_dict
@@ -56,20 +55,22 @@ MAX_PACKAGE_BYTES = 512 << 20
 MAX_PACKAGE_MEMBERS = 20_000
 MAX_PACKAGE_EXPANDED = 4 << 30  # sum of member sizes the stream may walk through
 MAX_JSON_BYTES = 256 << 20  # one patch_instructions.json
-_MEMBER_RE = re.compile(r"^(?:\./)?(noarch|[a-z0-9]+-[a-z0-9_]+)/patch_instructions\.json$")
-_INT64 = (-(1 << 63), (1 << 64) - 1)
+# conda-index looks for exactly `<subdir>/patch_instructions.json` (no `./`)
+_MEMBER_RE = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9_]+)/patch_instructions\.json$")
 
 
 @dataclass(frozen=True)
 class PatchInstructions:
     """One subdir's instructions, validated."""
 
-    packages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    packages_conda: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # filename → fix; a `None` fix (JSON null) deletes the record, as conda-index's does
+    packages: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    packages_conda: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     remove: tuple[str, ...] = ()
     revoke: tuple[str, ...] = ()
     version: int = 1
     unknown_keys: tuple[str, ...] = ()  # top-level keys conda-index ignores (reported)
+    skipped: tuple[str, ...] = ()  # entries of a channel file left out, one line each
     digest: str = ""  # sha256 of the instructions' canonical JSON: what the stamp folds in
 
     def fixes_for(self, filename: str) -> list[dict[str, Any]]:
@@ -177,7 +178,10 @@ def _both_names(name: str) -> tuple[str, str]:
 
 def _fix_section(records: dict[str, dict[str, Any]], fixes: Mapping[str, Any]) -> None:
     for name in fixes.keys() & records.keys():
-        records[name] = _fix(records[name], fixes[name])
+        if fixes[name] is None:  # conda-index deletes the record (not listed in `removed`)
+            del records[name]
+        else:
+            records[name] = _fix(records[name], fixes[name])
 
 
 def _fix(base: Any, fix: Mapping[str, Any]) -> Any:
@@ -272,7 +276,13 @@ def load_patches(path: str | os.PathLike[str], store: Any = None) -> dict[str, P
         found = {subdir: (data, f"{root}: {subdir}") for subdir, data in document.items()}
     else:
         raise UsageError(f"--patches: {root} not found")
-    return {subdir: parse_instructions(data, where) for subdir, (data, where) in found.items()}
+    # An empty document gives nothing: conda-index then applies the channel's own file
+    # (`_write_or_load_instructions`), and so does the pipeline for such a subdir.
+    return {
+        subdir: parse_instructions(data, where)
+        for subdir, (data, where) in found.items()
+        if data != {}
+    }
 
 
 def _read_file(path: Path) -> bytes:
@@ -350,8 +360,16 @@ def _read_json(data: bytes, where: str) -> Any:
         raise UsageError(f"--patches: cannot read {where}: {exc}") from None
 
 
-def parse_instructions(data: Any, where: str, *, max_version: int = 2) -> PatchInstructions:
-    """Validate one subdir's instructions; UsageError names the file and the entry."""
+def parse_instructions(
+    data: Any, where: str, *, max_version: int = 2, lenient: bool = False
+) -> PatchInstructions:
+    """Validate one subdir's instructions; UsageError names the file and the entry.
+
+    `lenient` (the channel's own file, which this tool does not own): an entry
+    we cannot apply as written (a fix that is neither an object nor null, a
+    value msgpack cannot carry, malformed run_exports) is left out and named
+    in `skipped`, and the rest applies; the file as a whole must still parse.
+    """
     if not isinstance(data, dict):
         raise UsageError(f"--patches: {where}: expected an object")
     version = data.get("patch_instructions_version", 1)
@@ -363,21 +381,22 @@ def parse_instructions(data: Any, where: str, *, max_version: int = 2) -> PatchI
             f"--patches: {where}: patch_instructions_version {version} is not supported "
             f"(must be {supported})"
         )
-    _check_values(data, where)
+    skipped: list[str] = []
     sections = {}
     for key in ("packages", "packages.conda"):
         section = data.get(key, {})
         if not isinstance(section, dict):
             raise UsageError(f"--patches: {where}: {key!r} must be an object")
+        sections[key] = {}
         for filename, fix in section.items():
-            if not isinstance(fix, dict):
-                raise UsageError(
-                    f"--patches: {where}: {key}[{filename!r}] must be a filename mapped to an "
-                    "object"
-                )
-            if "run_exports" in fix and fix["run_exports"] is not None:
-                _check_run_exports(fix["run_exports"], f"{where}: {key}[{filename!r}]")
-        sections[key] = section
+            try:
+                _check_fix(fix, f"{where}: {key}[{filename!r}]")
+            except UsageError as exc:
+                if not lenient:
+                    raise
+                skipped.append(f"{str(exc).removeprefix('--patches: ')}; that entry not applied")
+                continue
+            sections[key][filename] = fix
     lists = {}
     for key in ("remove", "revoke"):
         names = data.get(key, [])
@@ -392,24 +411,29 @@ def parse_instructions(data: Any, where: str, *, max_version: int = 2) -> PatchI
         revoke=lists["revoke"],
         version=max(version, 1),
         unknown_keys=tuple(sorted(k for k in data if k not in KNOWN_KEYS)),
+        skipped=tuple(skipped),
         digest=hashlib.sha256(canonical).hexdigest(),
     )
 
 
+def _check_fix(fix: Any, where: str) -> None:
+    """A fix we can apply as conda-index would: an object (or null) of values msgpack carries."""
+    if fix is None:
+        return
+    if not isinstance(fix, dict):
+        raise UsageError(f"--patches: {where} must be a filename mapped to an object")
+    _check_values(fix, where)
+    if "run_exports" in fix and fix["run_exports"] is not None:
+        _check_run_exports(fix["run_exports"], where)
+
+
 def _check_values(value: Any, where: str) -> None:
-    """Integers that fit 64 bits and finite floats only: shards are msgpack."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if not _INT64[0] <= item <= _INT64[1]:
-                raise UsageError(f"--patches: {where}: integer {item} does not fit 64 bits")
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise UsageError(f"--patches: {where}: {item} is not a JSON number")
+    """What `artifact.load_json` refuses in a package, refused here too: integers past
+    64 bits, non-finite floats, lone surrogates, deep nesting (shards are msgpack)."""
+    try:
+        check_value(value)
+    except ValueError as exc:
+        raise UsageError(f"--patches: {where}: {exc}") from None
 
 
 def _check_run_exports(value: Any, where: str) -> None:
@@ -431,7 +455,9 @@ def channel_instructions(data: bytes, where: str) -> tuple[PatchInstructions | N
     if len(data) > MAX_JSON_BYTES:
         return None, [f"{where} is larger than {MAX_JSON_BYTES} bytes; not applied"]
     try:
-        parsed = parse_instructions(parse_json(data), where, max_version=CHANNEL_MAX_VERSION)
+        parsed = parse_instructions(
+            parse_json(data), where, max_version=CHANNEL_MAX_VERSION, lenient=True
+        )
     except (ValueError, RecursionError) as exc:
         return None, [f"{where} is not valid JSON ({exc}); not applied"]
     except UsageError as exc:
@@ -440,8 +466,9 @@ def channel_instructions(data: bytes, where: str) -> tuple[PatchInstructions | N
 
 
 def unknown_key_warnings(instructions: PatchInstructions, where: str) -> list[str]:
-    """One line naming top-level keys conda-index ignores (the known ones still apply)."""
-    if not instructions.unknown_keys:
-        return []
-    keys = ", ".join(repr(k) for k in instructions.unknown_keys)
-    return [f"{where} has unknown top-level key(s) {keys}; ignored, the rest applies"]
+    """Lines naming top-level keys conda-index ignores and entries left out (the rest applies)."""
+    warnings = list(instructions.skipped)
+    if instructions.unknown_keys:
+        keys = ", ".join(repr(k) for k in instructions.unknown_keys)
+        warnings.append(f"{where} has unknown top-level key(s) {keys}; ignored, the rest applies")
+    return warnings

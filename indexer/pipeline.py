@@ -161,9 +161,9 @@ def _inputs(subdir: str, listing: list[Entry], options: Options) -> list[str]:
     """
     tokens = {e.name: e.token for e in listing}
     inputs = []
-    if options.patches:
-        given = options.patches.get(subdir)
-        inputs.append(f"patches\t{given.digest if given is not None else '-'}")
+    given = options.patches.get(subdir)
+    if given is not None:
+        inputs.append(f"patches\t{given.digest}")
     elif options.channel_patches and PATCH_FILENAME in tokens:
         inputs.append(f"{PATCH_FILENAME}\t{tokens[PATCH_FILENAME]}")
     if options.shards and not options.repodata:
@@ -174,11 +174,14 @@ def _inputs(subdir: str, listing: list[Entry], options: Options) -> list[str]:
 def _subdir_patches(
     store: ChannelStore, subdir: str, listing: list[Entry], options: Options
 ) -> tuple[PatchInstructions | None, list[str]]:
-    """The instructions that apply to a subdir this run, and warnings about them."""
-    if options.patches:
-        given = options.patches.get(subdir)
-        if given is None:
-            return None, []
+    """The instructions that apply to a subdir this run, and warnings about them.
+
+    Given instructions for the subdir replace the channel's own file; where the
+    given source has none for it (a patch package without that subdir, or an
+    empty document), the channel's file applies, as conda-index falls back to it.
+    """
+    given = options.patches.get(subdir)
+    if given is not None:
         return given, unknown_key_warnings(given, f"--patches ({subdir})")
     if not options.channel_patches or not any(e.name == PATCH_FILENAME for e in listing):
         return None, []
@@ -315,7 +318,7 @@ def _one_pass(
     report.warnings += report.patch_warnings
     touched = set(report.new) | set(report.changed)  # over every pass
     published = _channel_repodata(store, cache, subdir, listing, options)
-    explicit = bool(options.patches) and instructions is not None
+    explicit = subdir in options.patches  # given instructions also patch run_exports.json
     rendered = render_subdir(
         cache,
         subdir,

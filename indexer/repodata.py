@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 import zstandard
 
+from .artifact import check_value
 from .cache import Cache, CachedArtifact
 from .render import by_format, dumps_compact
 from .storage import ChannelStore, Entry
@@ -71,6 +73,8 @@ def repodata_json(
 SOURCE_NAMES = ("repodata.json.zst", "repodata.json")  # what a client asks for first
 MAX_SOURCE_BYTES = 4 << 30
 REMOVED = "removed"  # the digest of an entry in its `removed` list
+INVALID = "invalid"  # the digest of a record we could not publish as written (ours kept)
+UNLISTED = "unlisted"  # a reason: an artifact older than the file, which does not list it
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SOURCE_KEY = "repodata_records_from"
@@ -163,9 +167,18 @@ class ChannelRepodata:
     ) -> tuple[CachedArtifact | None, Taken | None] | None:
         """(row to publish or None, what was taken or None); None: the record is not kept."""
         entry = table.get(row.filename)
-        if entry is None or not self._trusted(entry[0], row):
+        if entry is None:
+            # Not listed, though the file lists others and was written after this
+            # artifact: clients reading repodata.json do not see it (a `null` fix,
+            # say, deletes a record without listing it in `removed`).
+            if table and self._older_than_source(row):
+                return None, (None if mine is None else Taken(row.filename, [UNLISTED]))
+            return mine, None
+        if not self._trusted(entry[0], row):
             return mine, None
         _, digest, blob = entry
+        if digest == INVALID:
+            return mine, None
         if digest == REMOVED:
             return None, (None if mine is None else Taken(row.filename, [REMOVED]))
         if mine is not None and digests.get(row.filename) == digest:
@@ -187,6 +200,14 @@ class ChannelRepodata:
             sha256=sha256 if isinstance(sha256, str) and _SHA256.match(sha256) else base.sha256,
         )
         return kept, Taken(row.filename, fields)
+
+    def _older_than_source(self, row: CachedArtifact) -> bool:
+        """The artifact is known to predate the published file (ages the backend gives)."""
+        artifact = self.listed.get(row.filename)
+        written = self.entry.modified
+        if written is None or artifact is None or artifact.modified is None:
+            return False
+        return artifact.modified <= written
 
     def _trusted(self, size: int | None, row: CachedArtifact) -> bool:
         """The published entry describes these bytes: same size, written after the artifact."""
@@ -218,16 +239,25 @@ class ChannelRepodata:
                 data = reader.read(MAX_SOURCE_BYTES + 1)
                 if len(data) > MAX_SOURCE_BYTES:
                     raise ValueError("larger than the limit once decompressed")
-            return orjson.loads(data)
+            # `json`, as conda reads it: orjson would turn integers past 64 bits into
+            # floats without a word (each record is checked in `_summarise`).
+            return json.loads(data, parse_constant=_reject_constant)
+        except RecursionError:
+            self.warnings.append(f"{path} is nested too deeply; shards from the packages alone")
+            return None
         except (zstandard.ZstdError, ValueError) as exc:
             self.warnings.append(f"{path} is unreadable ({exc}); shards from the packages alone")
             return None
 
-    @staticmethod
     def _summarise(
-        document: Any, digests: dict[str, str | None]
+        self, document: Any, digests: dict[str, str | None]
     ) -> list[tuple[str, int | None, str, bytes | None]]:
-        """One row per listed or removed filename; records kept where ours differ."""
+        """One row per listed or removed filename; records kept where ours differ.
+
+        A record holding what we cannot publish as written (see
+        `artifact.check_value`: integers past 64 bits, NaN, deep nesting) is
+        marked INVALID: ours is kept for it, with a warning.
+        """
         if not isinstance(document, dict):
             return []
         rows: dict[str, tuple[str, int | None, str, bytes | None]] = {}
@@ -235,6 +265,15 @@ class ChannelRepodata:
             records = document.get(section)
             for name, record in (records if isinstance(records, dict) else {}).items():
                 if not isinstance(record, dict):
+                    continue
+                try:
+                    check_value(record)
+                except ValueError as exc:
+                    self.warnings.append(
+                        f"{self.entry.name}: the record of {name} cannot be published as "
+                        f"written ({exc}); ours kept"
+                    )
+                    rows[name] = (name, None, INVALID, None)
                     continue
                 digest = record_digest(record)
                 size = record.get("size")
@@ -246,3 +285,7 @@ class ChannelRepodata:
             if isinstance(name, str) and name not in rows:
                 rows[name] = (name, None, REMOVED, None)
         return [rows[name] for name in sorted(rows)]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
