@@ -33,15 +33,30 @@ def plan(listing: Iterable[Entry], cached: Mapping[str, tuple[int, str]]) -> Pla
 
 
 def run_exports_entries(document: Mapping[str, Any] | None) -> dict[str, Any]:
-    """filename → run_exports of a CEP-12 document (both sections)."""
-    if not document:
+    """filename → run_exports of a CEP-12 document (both sections).
+
+    The document may be another indexer's (or anyone's: it is fetched from the
+    channel): conda-index writes a package's list-form run_exports as it
+    found it, which means `{"weak": list}` (CEP-34); any other value that is
+    not an object is unknown (None).
+    """
+    if not isinstance(document, Mapping):
         return {}
     entries: dict[str, Any] = {}
     for section in SECTIONS:
-        for filename, entry in (document.get(section) or {}).items():
+        found = document.get(section)
+        if not isinstance(found, Mapping):
+            continue
+        for filename, entry in found.items():
             if isinstance(entry, Mapping):
-                entries[filename] = entry.get("run_exports")
+                entries[filename] = _as_object(entry.get("run_exports"))
     return entries
+
+
+def _as_object(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, list):
+        return {"weak": value} if value else {}
+    return value if isinstance(value, dict) else None
 
 
 def diff_run_exports(

@@ -236,7 +236,7 @@ def _one_pass(
     # -- render
     touched = {name for v in passes for name in (*v.new, *v.changed)}  # over every pass
     repodata = channel_repodata.for_subdir(store, cache, subdir, listing, config)
-    explicit = bool(config.patches) and instructions is not None
+    explicit = subdir in config.patches  # given instructions also patch run_exports.json
     rendered = render_subdir(
         cache,
         subdir,

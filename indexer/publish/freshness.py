@@ -143,9 +143,9 @@ def inputs(subdir: str, listing: Iterable[Entry], options: Config) -> list[str]:
     """
     tokens = {e.name: e.token for e in listing}
     found = []
-    if options.patches:
-        given = options.patches.get(subdir)
-        found.append(f"patches\t{given.digest if given is not None else '-'}")
+    given = options.patches.get(subdir)
+    if given is not None:
+        found.append(f"patches\t{given.digest}")
     elif options.channel_patches and PATCH_FILENAME in tokens:
         found.append(f"{PATCH_FILENAME}\t{tokens[PATCH_FILENAME]}")
     if options.shards and not options.repodata:

@@ -12,6 +12,7 @@ A source of rendering, read here; rendering only calls `resolve`.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -24,6 +25,7 @@ from indexer.cache.db import Cache
 from indexer.config import Config
 from indexer.model import SECTIONS, CachedArtifact, Entry, Taken
 from indexer.publish.freshness import ours
+from indexer.read.parse import check_value
 from indexer.render.repodata import (
     REMOVED,
     SOURCE_NAMES,
@@ -35,6 +37,8 @@ from indexer.render.run_exports import dumps_compact
 from indexer.storage.base import ChannelStore
 
 MAX_SOURCE_BYTES = 4 << 30
+INVALID = "invalid"  # the digest of a record we could not publish as written (ours kept)
+UNLISTED = "unlisted"  # a reason: an artifact older than the file, which does not list it
 
 
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -113,9 +117,18 @@ class ChannelRepodata:
     ) -> tuple[CachedArtifact | None, Taken | None] | None:
         """(row to publish or None, what was taken or None); None: the record is not kept."""
         entry = table.get(row.filename)
-        if entry is None or not self._trusted(entry[0], row):
+        if entry is None:
+            # Not listed, though the file lists others and was written after this
+            # artifact: clients reading repodata.json do not see it (a `null` fix,
+            # say, deletes a record without listing it in `removed`).
+            if table and self._older_than_source(row):
+                return None, (None if mine is None else Taken(row.filename, [UNLISTED]))
+            return mine, None
+        if not self._trusted(entry[0], row):
             return mine, None
         _, digest, blob = entry
+        if digest == INVALID:
+            return mine, None
         if digest == REMOVED:
             return None, (None if mine is None else Taken(row.filename, [REMOVED]))
         if mine is not None and digests.get(row.filename) == digest:
@@ -137,6 +150,14 @@ class ChannelRepodata:
             sha256=sha256 if isinstance(sha256, str) and _SHA256.match(sha256) else base.sha256,
         )
         return kept, Taken(row.filename, fields)
+
+    def _older_than_source(self, row: CachedArtifact) -> bool:
+        """The artifact is known to predate the published file (ages the backend gives)."""
+        artifact = self.listed.get(row.filename)
+        written = self.entry.modified
+        if written is None or artifact is None or artifact.modified is None:
+            return False
+        return artifact.modified <= written
 
     def _trusted(self, size: int | None, row: CachedArtifact) -> bool:
         """The published entry describes these bytes: same size, written after the artifact."""
@@ -168,16 +189,25 @@ class ChannelRepodata:
                 data = reader.read(MAX_SOURCE_BYTES + 1)
                 if len(data) > MAX_SOURCE_BYTES:
                     raise ValueError("larger than the limit once decompressed")
-            return orjson.loads(data)
+            # `json`, as conda reads it: orjson would turn integers past 64 bits into
+            # floats without a word (each record is checked in `_summarise`).
+            return json.loads(data, parse_constant=_reject_constant)
+        except RecursionError:
+            self.warnings.append(f"{path} is nested too deeply; shards from the packages alone")
+            return None
         except (zstandard.ZstdError, ValueError) as exc:
             self.warnings.append(f"{path} is unreadable ({exc}); shards from the packages alone")
             return None
 
-    @staticmethod
     def _summarise(
-        document: Any, digests: dict[str, str | None]
+        self, document: Any, digests: dict[str, str | None]
     ) -> list[tuple[str, int | None, str, bytes | None]]:
-        """One row per listed or removed filename; records kept where ours differ."""
+        """One row per listed or removed filename; records kept where ours differ.
+
+        A record holding what we cannot publish as written (see
+        `read.parse.check_value`: integers past 64 bits, NaN, deep nesting) is
+        marked INVALID: ours is kept for it, with a warning.
+        """
         if not isinstance(document, dict):
             return []
         rows: dict[str, tuple[str, int | None, str, bytes | None]] = {}
@@ -185,6 +215,15 @@ class ChannelRepodata:
             records = document.get(section)
             for name, record in (records if isinstance(records, dict) else {}).items():
                 if not isinstance(record, dict):
+                    continue
+                try:
+                    check_value(record)
+                except ValueError as exc:
+                    self.warnings.append(
+                        f"{self.entry.name}: the record of {name} cannot be published as "
+                        f"written ({exc}); ours kept"
+                    )
+                    rows[name] = (name, None, INVALID, None)
                     continue
                 digest = record_digest(record)
                 size = record.get("size")
@@ -215,3 +254,7 @@ def for_subdir(
     if ours(cache.published(), f"{subdir}/{entry.name}", entry) is not None:
         return None
     return ChannelRepodata(store, cache, subdir, entry, entries)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

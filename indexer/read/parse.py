@@ -72,11 +72,12 @@ def load_json(data: bytes) -> Any:
         raise
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over 4300 digits
         raise ValueError(f"not valid JSON ({_one_line(exc)})") from None
-    _check_value(value)
+    check_value(value)
     return value
 
 
-def _check_value(value: Any) -> None:
+def check_value(value: Any) -> None:
+    """ValueError (one line) for what `load_json` refuses in an already parsed value."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -137,9 +138,13 @@ def parse_run_exports(data: bytes) -> dict[str, Any]:
 
     A non-empty list means `{"weak": list}` (CEP-34); an empty one `{}`, as
     conda-index writes it. A dict is kept as written; each known key must
-    hold a list of strings (`schema_version` is left alone).
+    hold a list of strings (`schema_version` is left alone). Any other false
+    value (`null`, `false`, `0`, `""`) means none, as conda-index reads it
+    (`run_exports or {}`).
     """
     value = load_json(data)
+    if not value and not isinstance(value, dict | list):
+        return {}
     if isinstance(value, list):
         _check_specs("weak", value)
         return {"weak": value} if value else {}

@@ -40,7 +40,8 @@ MAX_PACKAGE_MEMBERS = 20_000
 MAX_PACKAGE_EXPANDED = 4 << 30  # sum of member sizes the stream may walk through
 
 
-_MEMBER_RE = re.compile(r"^(?:\./)?(noarch|[a-z0-9]+-[a-z0-9_]+)/patch_instructions\.json$")
+# conda-index looks for exactly `<subdir>/patch_instructions.json` (no `./`)
+_MEMBER_RE = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9_]+)/patch_instructions\.json$")
 
 
 def load_patches(path: str | os.PathLike[str], store: Any = None) -> dict[str, PatchInstructions]:
@@ -71,7 +72,13 @@ def load_patches(path: str | os.PathLike[str], store: Any = None) -> dict[str, P
         found = {subdir: (data, f"{root}: {subdir}") for subdir, data in document.items()}
     else:
         raise UsageError(f"--patches: {root} not found")
-    return {subdir: parse_instructions(data, where) for subdir, (data, where) in found.items()}
+    # An empty document gives nothing: conda-index then applies the channel's own file
+    # (`_write_or_load_instructions`), and so does the pipeline for such a subdir.
+    return {
+        subdir: parse_instructions(data, where)
+        for subdir, (data, where) in found.items()
+        if data != {}
+    }
 
 
 def _read_file(path: Path) -> bytes:
@@ -136,11 +143,14 @@ def _from_package(text: str, store: Any) -> dict[str, tuple[Any, str]]:
 def subdir_patches(
     store: ChannelStore, subdir: str, listing: list[Entry], config: Config
 ) -> tuple[PatchInstructions | None, list[str]]:
-    """The instructions that apply to a subdir this run, and warnings about them."""
-    if config.patches:
-        given = config.patches.get(subdir)
-        if given is None:
-            return None, []
+    """The instructions that apply to a subdir this run, and warnings about them.
+
+    Given instructions for the subdir replace the channel's own file; where the
+    given source has none for it (a patch package without that subdir, or an
+    empty document), the channel's file applies, as conda-index falls back to it.
+    """
+    given = config.patches.get(subdir)
+    if given is not None:
         return given, unknown_key_warnings(given, f"--patches ({subdir})")
     if not config.channel_patches or not any(e.name == PATCH_FILENAME for e in listing):
         return None, []

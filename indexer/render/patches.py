@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -34,7 +33,7 @@ from typing import Any
 
 from indexer.errors import UsageError
 from indexer.model import CONDA, LEGACY, SECTIONS, CachedArtifact, as_dict
-from indexer.read.parse import parse_run_exports
+from indexer.read.parse import check_value, parse_run_exports
 
 PATCH_FILENAME = "patch_instructions.json"
 SUPPORTED_VERSIONS = (1, 2)  # a file without the field is version 1, as conda-index reads it
@@ -42,19 +41,20 @@ CHANNEL_MAX_VERSION = 1  # conda-index refuses a channel file above 1
 KNOWN_KEYS = frozenset({"patch_instructions_version", *SECTIONS, "remove", "revoke"})
 REVOKED_DEPENDENCY = "package_has_been_revoked"
 MAX_JSON_BYTES = 256 << 20  # one patch_instructions.json
-_INT64 = (-(1 << 63), (1 << 64) - 1)
 
 
 @dataclass(frozen=True)
 class PatchInstructions:
     """One subdir's instructions, validated."""
 
-    packages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    packages_conda: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # filename → fix; a `None` fix (JSON null) deletes the record, as conda-index's does
+    packages: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    packages_conda: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     remove: tuple[str, ...] = ()
     revoke: tuple[str, ...] = ()
     version: int = 1
     unknown_keys: tuple[str, ...] = ()  # top-level keys conda-index ignores (reported)
+    skipped: tuple[str, ...] = ()  # entries of a channel file left out, one line each
     digest: str = ""  # sha256 of the instructions' canonical JSON: what the stamp folds in
 
     def fixes_for(self, filename: str) -> list[dict[str, Any]]:
@@ -162,7 +162,10 @@ def _both_names(name: str) -> tuple[str, str]:
 
 def _fix_section(records: dict[str, dict[str, Any]], fixes: Mapping[str, Any]) -> None:
     for name in fixes.keys() & records.keys():
-        records[name] = _fix(records[name], fixes[name])
+        if fixes[name] is None:  # conda-index deletes the record (not listed in `removed`)
+            del records[name]
+        else:
+            records[name] = _fix(records[name], fixes[name])
 
 
 def _fix(base: Any, fix: Mapping[str, Any]) -> Any:
@@ -244,8 +247,16 @@ def read_json(data: bytes, where: str) -> Any:
         raise UsageError(f"--patches: cannot read {where}: {exc}") from None
 
 
-def parse_instructions(data: Any, where: str, *, max_version: int = 2) -> PatchInstructions:
-    """Validate one subdir's instructions; UsageError names the file and the entry."""
+def parse_instructions(
+    data: Any, where: str, *, max_version: int = 2, lenient: bool = False
+) -> PatchInstructions:
+    """Validate one subdir's instructions; UsageError names the file and the entry.
+
+    `lenient` (the channel's own file, which this tool does not own): an entry
+    we cannot apply as written (a fix that is neither an object nor null, a
+    value msgpack cannot carry, malformed run_exports) is left out and named
+    in `skipped`, and the rest applies; the file as a whole must still parse.
+    """
     if not isinstance(data, dict):
         raise UsageError(f"--patches: {where}: expected an object")
     version = data.get("patch_instructions_version", 1)
@@ -257,21 +268,22 @@ def parse_instructions(data: Any, where: str, *, max_version: int = 2) -> PatchI
             f"--patches: {where}: patch_instructions_version {version} is not supported "
             f"(must be {supported})"
         )
-    _check_values(data, where)
+    skipped: list[str] = []
     sections = {}
     for key in SECTIONS:
         section = data.get(key, {})
         if not isinstance(section, dict):
             raise UsageError(f"--patches: {where}: {key!r} must be an object")
+        sections[key] = {}
         for filename, fix in section.items():
-            if not isinstance(fix, dict):
-                raise UsageError(
-                    f"--patches: {where}: {key}[{filename!r}] must be a filename mapped to an "
-                    "object"
-                )
-            if "run_exports" in fix and fix["run_exports"] is not None:
-                _check_run_exports(fix["run_exports"], f"{where}: {key}[{filename!r}]")
-        sections[key] = section
+            try:
+                _check_fix(fix, f"{where}: {key}[{filename!r}]")
+            except UsageError as exc:
+                if not lenient:
+                    raise
+                skipped.append(f"{str(exc).removeprefix('--patches: ')}; that entry not applied")
+                continue
+            sections[key][filename] = fix
     lists = {}
     for key in ("remove", "revoke"):
         names = data.get(key, [])
@@ -286,24 +298,29 @@ def parse_instructions(data: Any, where: str, *, max_version: int = 2) -> PatchI
         revoke=lists["revoke"],
         version=max(version, 1),
         unknown_keys=tuple(sorted(k for k in data if k not in KNOWN_KEYS)),
+        skipped=tuple(skipped),
         digest=hashlib.sha256(canonical).hexdigest(),
     )
 
 
+def _check_fix(fix: Any, where: str) -> None:
+    """A fix we can apply as conda-index would: an object (or null) of values msgpack carries."""
+    if fix is None:
+        return
+    if not isinstance(fix, dict):
+        raise UsageError(f"--patches: {where} must be a filename mapped to an object")
+    _check_values(fix, where)
+    if "run_exports" in fix and fix["run_exports"] is not None:
+        _check_run_exports(fix["run_exports"], where)
+
+
 def _check_values(value: Any, where: str) -> None:
-    """Integers that fit 64 bits and finite floats only: shards are msgpack."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if not _INT64[0] <= item <= _INT64[1]:
-                raise UsageError(f"--patches: {where}: integer {item} does not fit 64 bits")
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise UsageError(f"--patches: {where}: {item} is not a JSON number")
+    """What `artifact.load_json` refuses in a package, refused here too: integers past
+    64 bits, non-finite floats, lone surrogates, deep nesting (shards are msgpack)."""
+    try:
+        check_value(value)
+    except ValueError as exc:
+        raise UsageError(f"--patches: {where}: {exc}") from None
 
 
 def _check_run_exports(value: Any, where: str) -> None:
@@ -325,7 +342,9 @@ def channel_instructions(data: bytes, where: str) -> tuple[PatchInstructions | N
     if len(data) > MAX_JSON_BYTES:
         return None, [f"{where} is larger than {MAX_JSON_BYTES} bytes; not applied"]
     try:
-        parsed = parse_instructions(parse_json(data), where, max_version=CHANNEL_MAX_VERSION)
+        parsed = parse_instructions(
+            parse_json(data), where, max_version=CHANNEL_MAX_VERSION, lenient=True
+        )
     except (ValueError, RecursionError) as exc:
         return None, [f"{where} is not valid JSON ({exc}); not applied"]
     except UsageError as exc:
@@ -334,8 +353,9 @@ def channel_instructions(data: bytes, where: str) -> tuple[PatchInstructions | N
 
 
 def unknown_key_warnings(instructions: PatchInstructions, where: str) -> list[str]:
-    """One line naming top-level keys conda-index ignores (the known ones still apply)."""
-    if not instructions.unknown_keys:
-        return []
-    keys = ", ".join(repr(k) for k in instructions.unknown_keys)
-    return [f"{where} has unknown top-level key(s) {keys}; ignored, the rest applies"]
+    """Lines naming top-level keys conda-index ignores and entries left out (the rest applies)."""
+    warnings = list(instructions.skipped)
+    if instructions.unknown_keys:
+        keys = ", ".join(repr(k) for k in instructions.unknown_keys)
+        warnings.append(f"{where} has unknown top-level key(s) {keys}; ignored, the rest applies")
+    return warnings

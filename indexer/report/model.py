@@ -363,8 +363,8 @@ def _change_line(c: RunExportsChange) -> str:
     return f"- {code(c.filename)} changed: {_exports(c.old)} → {_exports(c.new)}"
 
 
-def _exports(value: dict[str, Any] | None) -> str:
-    if value is None:
+def _exports(value: Any) -> str:
+    if not isinstance(value, dict):
         return "unknown run_exports"
     if not value:
         return "no run_exports"
