@@ -21,7 +21,8 @@ from indexer.config import Config, build_parser, from_argv
 from indexer.errors import RunError, UsageError
 from indexer.pipeline import run
 from indexer.redact import RedactingFilter, forget, redact, register_url
-from indexer.report.model import RunReport, to_markdown
+from indexer.report.markdown import to_markdown
+from indexer.report.model import RunReport
 
 log = logging.getLogger("run-exports-index")
 

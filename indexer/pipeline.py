@@ -27,14 +27,7 @@ from indexer.cache.homes import CacheHome
 from indexer.cache.verify import verify_rows
 from indexer.config import Config
 from indexer.errors import Conflict, UsageError
-from indexer.model import (
-    Entry,
-    Output,
-    Published,
-    ReadResult,
-    is_artifact,
-    is_subdir_name,
-)
+from indexer.model import Entry, Output, Published, ReadResult, is_artifact, is_subdir_name
 from indexer.publish import freshness, prune
 from indexer.publish.freshness import PUBLISHED_FROM, Settled
 from indexer.publish.outputs import publish

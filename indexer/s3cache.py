@@ -33,8 +33,8 @@ from pathlib import Path
 
 import zstandard
 
-from indexer.cache.db import import_untrusted
 from indexer.cache.homes import cache_filename, make_scratch, settled_filename
+from indexer.cache.trust import import_untrusted
 from indexer.errors import Conflict, RunError
 from indexer.publish.freshness import MAX_SETTLED_BYTES
 from indexer.s3client import ObjectMissing

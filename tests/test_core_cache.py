@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from dev.sample import build_artifact
-from indexer.cache.db import SCHEMA_VERSION, Cache, expected_schema
+from indexer.cache.db import Cache
+from indexer.cache.trust import SCHEMA_VERSION, expected_schema
 from indexer.model import CachedArtifact
 from indexer.render import run_exports as render
 

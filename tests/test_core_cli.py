@@ -110,7 +110,8 @@ def test_progress_lines_when_not_a_tty(tmp_path: Path, run_cli) -> None:
 
 def test_untrusted_names_cannot_break_the_markdown() -> None:
     from indexer.model import Problem
-    from indexer.report.model import RunReport, SubdirReport, to_markdown
+    from indexer.report.markdown import to_markdown
+    from indexer.report.model import RunReport, SubdirReport
 
     hostile = "x`</details>\n@team [click](https://evil.example)-1.0-0.conda"
     report = RunReport(

@@ -29,7 +29,8 @@ from indexer.action import run as action_run
 from indexer.action.comment import render as render_comment
 from indexer.model import Lint as LintFinding
 from indexer.model import Problem, RunExportsChange
-from indexer.report.model import RunReport, SubdirReport, code, plain, to_markdown
+from indexer.report.markdown import code, plain, to_markdown
+from indexer.report.model import RunReport, SubdirReport
 
 RUN_URL = "https://github.com/o/r/actions/runs/1"
 HOSTILE = [

@@ -29,7 +29,7 @@ from reliability import PREFIX, cli_command, cli_env, outputs, report_of, small_
 from s3server import S3Endpoint, download_prefix, upload_tree
 
 from dev.sample import build_artifact
-from indexer.cache.db import SCHEMA_VERSION, expected_schema
+from indexer.cache.trust import SCHEMA_VERSION, expected_schema
 from indexer.config import Config as Options
 from indexer.model import is_artifact
 from indexer.publish.freshness import Settled, fingerprint

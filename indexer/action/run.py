@@ -22,7 +22,7 @@ from indexer import cli
 from indexer.action import comment, workflow
 from indexer.action.settings import Settings, SettingsError, from_env, to_argv
 from indexer.redact import redact, register_url
-from indexer.report.model import plain
+from indexer.report.markdown import plain
 
 REPORT_DIR = ".run-exports-index-report"
 
