@@ -13,7 +13,6 @@ so an artifact is never read in full twice.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -21,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import orjson
-import zstandard
 
 from .cache import Cache, CachedArtifact
 from .errors import Conflict
+from .repodata import read_source, source_limit
 from .storage import ChannelStore, Entry
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 COMMIT_EVERY = 64  # hashed artifacts per cache transaction
 REPODATA_NAMES = ("repodata.json.zst", "repodata.json")  # smaller transfer first
-MAX_REPODATA_BYTES = 4 << 30
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -51,14 +49,11 @@ def missing(rows: Iterable[CachedArtifact]) -> list[CachedArtifact]:
     return [r for r in rows if r.readable and (r.md5 is None or r.sha256 is None)]
 
 
-def parse_repodata(data: bytes, compressed: bool) -> dict[str, tuple[int, str, str]]:
-    """filename → (size, md5, sha256) from repodata bytes; {} when unusable."""
+def parse_repodata(data: bytes) -> dict[str, tuple[int, str, str]]:
+    """filename → (size, md5, sha256) from repodata.json bytes; {} when unusable."""
     try:
-        if compressed:
-            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
-            data = reader.read(MAX_REPODATA_BYTES)
         doc = orjson.loads(data)
-    except (zstandard.ZstdError, orjson.JSONDecodeError) as exc:
+    except orjson.JSONDecodeError as exc:
         log.warning("ignoring unreadable repodata: %s", exc)
         return {}
     known: dict[str, tuple[int, str, str]] = {}
@@ -90,10 +85,14 @@ def from_channel_repodata(
     for name in REPODATA_NAMES:
         if name not in listed:
             continue
-        data = store.read(f"{subdir}/{name}")
+        try:
+            data = read_source(store, subdir, listed[name], source_limit(listed))
+        except ValueError as exc:
+            log.warning("ignoring %s/%s: %s", subdir, name, exc)
+            continue
         if data is None:
             continue
-        known = parse_repodata(data, compressed=name.endswith(".zst"))
+        known = parse_repodata(data)
         if known:
             return known, listed[name].modified
     return {}, None

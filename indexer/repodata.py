@@ -24,7 +24,7 @@ import zstandard
 from .artifact import check_value
 from .cache import Cache, CachedArtifact
 from .render import by_format, dumps_compact
-from .storage import ChannelStore, Entry
+from .storage import ChannelStore, Entry, is_artifact
 
 REPODATA_JSON = "repodata.json"
 REPODATA_VERSION = 1
@@ -64,6 +64,34 @@ def repodata_json(
 
 
 # -- the channel's repodata.json, written by another indexer -------------------------
+def source_limit(listed: Iterable[str]) -> int:
+    """The most a subdir's repodata.json may hold, decompressed: 1 MiB and 16 KiB per
+    artifact listed beside it (real records are about 1 KiB). It comes from the
+    bucket: a few KiB of zstd must not become gigabytes in memory."""
+    return (1 << 20) + (16 << 10) * sum(1 for name in listed if is_artifact(name))
+
+
+def read_source(store: ChannelStore, subdir: str, entry: Entry, limit: int) -> bytes | None:
+    """The bytes of the listed `repodata.json(.zst)` `entry`, decompressed, at most `limit`.
+
+    None when it vanished since the listing; ValueError (one line) when it is
+    larger than `limit` or not valid zstd.
+    """
+    if entry.size > limit:
+        raise ValueError(f"larger than {limit:,} bytes, more than this subdir's could hold")
+    data = store.read(f"{subdir}/{entry.name}")
+    if data is None or not entry.name.endswith(".zst"):
+        return data
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
+        data = reader.read(limit + 1)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"not valid zstd ({exc})") from None
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit:,} bytes decompressed")
+    return data
+
+
 # What clients that read repodata.json solve with. Shards must agree with it, so
 # where our record (packages + the patches we can see) differs from the one it
 # publishes for the same artifact, the published one is taken (plus run_exports)
@@ -71,7 +99,6 @@ def repodata_json(
 # every record it lists (and the record itself where ours differed), keyed by
 # the file's token, so a warm run never re-reads a 100 MB repodata.json.
 SOURCE_NAMES = ("repodata.json.zst", "repodata.json")  # what a client asks for first
-MAX_SOURCE_BYTES = 4 << 30
 REMOVED = "removed"  # the digest of an entry in its `removed` list
 INVALID = "invalid"  # the digest of a record we could not publish as written (ours kept)
 UNLISTED = "unlisted"  # a reason: an artifact older than the file, which does not list it
@@ -230,15 +257,10 @@ class ChannelRepodata:
 
     def _read(self) -> Any:
         path = f"{self.subdir}/{self.entry.name}"
-        data = self.store.read(path)
-        if data is None:
-            return None
         try:
-            if self.entry.name.endswith(".zst"):
-                reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
-                data = reader.read(MAX_SOURCE_BYTES + 1)
-                if len(data) > MAX_SOURCE_BYTES:
-                    raise ValueError("larger than the limit once decompressed")
+            data = read_source(self.store, self.subdir, self.entry, source_limit(self.listed))
+            if data is None:
+                return None
             # `json`, as conda reads it: orjson would turn integers past 64 bits into
             # floats without a word (each record is checked in `_summarise`).
             return json.loads(data, parse_constant=_reject_constant)

@@ -28,7 +28,7 @@ from .publish import (
 )
 from .render import zst_output
 from .report import SubdirReport
-from .storage import ChannelStore, Entry
+from .storage import ChannelStore, Entry, is_artifact
 
 log = logging.getLogger(__name__)
 
@@ -197,11 +197,18 @@ class ShardStage:
     def _read_previous(self) -> Any:
         if shards.SHARD_INDEX not in self.listed:
             return None
+        artifacts = sum(1 for name in self.entries if is_artifact(name))
+        max_bytes, max_entries = shards.index_limits(artifacts)
+        if self.entries[shards.SHARD_INDEX].size > max_bytes:
+            log.warning(
+                "%s is larger than this subdir's could be; writing a new one", self.index_path
+            )
+            return None
         data = self.store.read(self.index_path)
         if data is None:
             return None
         try:
-            return shards.decode(data)
+            return shards.decode(data, max_bytes, max_entries)
         except Exception as exc:  # zstd and msgpack raise many types; a bad index is replaced
             log.warning("%s is unreadable (%s); writing a new one", self.index_path, exc)
             return None
