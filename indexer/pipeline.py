@@ -260,7 +260,7 @@ def _one_pass(
         values.changes = diff.diff_run_exports(first.document, document)
     index = previous = None
     if config.shards:
-        previous = prune.read_previous_index(store, subdir, {e.name for e in listing})
+        previous = prune.read_previous_index(store, subdir, listing)
         index = shards.shard_index(subdir, rendered.shards, previous, shards.timestamp())
         existing = None
         if index != previous:  # new names or hashes: some shards may be missing

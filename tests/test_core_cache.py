@@ -200,6 +200,12 @@ def test_a_cache_killed_mid_transaction_is_rolled_back_not_rebuilt(tmp_path: Pat
         assert list(cache.states()) == ["a-1-0.conda"]
 
 
+DEEP_RECORD = (
+    "CAST('{\"name\": \"a\", \"x\": ' || replace(hex(zeroblob(300)), '00', '[')"
+    " || replace(hex(zeroblob(300)), '00', ']') || '}' AS BLOB)"
+)
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -207,6 +213,8 @@ def test_a_cache_killed_mid_transaction_is_rolled_back_not_rebuilt(tmp_path: Pat
         pytest.param("UPDATE artifacts SET run_exports = CAST('[1]' AS BLOB)", id="run-exports"),
         pytest.param("UPDATE artifacts SET size = 'big'", id="size-text"),
         pytest.param("UPDATE artifacts SET record = CAST('{\"name\": 1}' AS BLOB)", id="name"),
+        # orjson reads 1,024 levels; the shard sorter and msgpack stop far earlier
+        pytest.param(f"UPDATE artifacts SET record = {DEEP_RECORD}", id="record-600-deep"),
     ],
 )
 def test_rows_no_run_could_use_are_set_aside_not_a_crash(

@@ -58,6 +58,10 @@ HOSTILE = [
     "$x$ and $$y$$",
     "ftp://files.example/a",
     "<https://angle.example>",
+    # cmark-gfm opens no code span with a fence of 80 backticks or more
+    "`" * 80 + " @octocat fixes #1 https://evil.example " + "`" * 80,
+    "`" * 1000 + " @octocat",
+    "`" * 79 + " @octocat " + "`" * 79,
 ]
 LIVE = {
     "mention": re.compile(r"@[A-Za-z0-9]"),

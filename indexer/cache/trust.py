@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from indexer.read.parse import parse_run_exports
+from indexer.read.parse import check_value, parse_run_exports
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,8 @@ def _record_ok(value: Any) -> bool:
         return False
     try:
         record = orjson.loads(value)
-    except orjson.JSONDecodeError:
+        check_value(record)  # what the reader refuses: deep nesting, integers past 64 bits
+    except ValueError:  # orjson.JSONDecodeError included
         return False
     if not isinstance(record, dict) or not isinstance(record.get("name"), str):
         return False
@@ -250,9 +251,11 @@ def _published_row_ok(filename: Any, size: Any, digest: Any, record: Any) -> boo
     if record is None:
         return True
     try:
-        return isinstance(record, bytes) and isinstance(orjson.loads(record), dict)
-    except orjson.JSONDecodeError:
+        parsed = orjson.loads(record) if isinstance(record, bytes) else None
+        check_value(parsed)
+    except ValueError:  # orjson.JSONDecodeError included
         return False
+    return isinstance(parsed, dict)
 
 
 def _hex(value: Any, length: int) -> bool:

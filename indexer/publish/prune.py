@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from indexer.cache.db import Cache
-from indexer.model import Entry, Pruned
+from indexer.model import Entry, Pruned, is_artifact
 from indexer.render import shards
 from indexer.storage.base import ChannelStore
 
@@ -49,16 +49,22 @@ def prunable(
     return sorted(paths)
 
 
-def read_previous_index(store: ChannelStore, subdir: str, listed: Collection[str]) -> Any:
-    """The published shard index, decoded (None: absent or unreadable, then replaced)."""
-    if shards.SHARD_INDEX not in listed:
+def read_previous_index(store: ChannelStore, subdir: str, listing: Iterable[Entry]) -> Any:
+    """The published shard index, decoded (None: absent, too large or unreadable: replaced)."""
+    entries = {e.name: e for e in listing}
+    if shards.SHARD_INDEX not in entries:
         return None
     path = f"{subdir}/{shards.SHARD_INDEX}"
+    artifacts = sum(1 for name in entries if is_artifact(name))
+    max_bytes, max_entries = shards.index_limits(artifacts)
+    if entries[shards.SHARD_INDEX].size > max_bytes:
+        log.warning("%s is larger than this subdir's could be; writing a new one", path)
+        return None
     data = store.read(path)
     if data is None:
         return None
     try:
-        return shards.decode(data)
+        return shards.decode(data, max_bytes, max_entries)
     except Exception as exc:  # zstd and msgpack raise many types; a bad index is replaced
         log.warning("%s is unreadable (%s); writing a new one", path, exc)
         return None

@@ -23,7 +23,7 @@ import zstandard
 
 from indexer.cache.db import Cache
 from indexer.config import Config
-from indexer.model import SECTIONS, CachedArtifact, Entry, Taken
+from indexer.model import SECTIONS, CachedArtifact, Entry, Taken, is_artifact
 from indexer.publish.freshness import ours
 from indexer.read.parse import check_value
 from indexer.render.repodata import (
@@ -36,7 +36,35 @@ from indexer.render.repodata import (
 from indexer.render.run_exports import dumps_compact
 from indexer.storage.base import ChannelStore
 
-MAX_SOURCE_BYTES = 4 << 30
+
+def source_limit(listed: Iterable[str]) -> int:
+    """The most a subdir's repodata.json may hold, decompressed: 1 MiB and 16 KiB per
+    artifact listed beside it (real records are about 1 KiB). It comes from the
+    bucket: a few KiB of zstd must not become gigabytes in memory."""
+    return (1 << 20) + (16 << 10) * sum(1 for name in listed if is_artifact(name))
+
+
+def read_source(store: ChannelStore, subdir: str, entry: Entry, limit: int) -> bytes | None:
+    """The bytes of the listed `repodata.json(.zst)` `entry`, decompressed, at most `limit`.
+
+    None when it vanished since the listing; ValueError (one line) when it is
+    larger than `limit` or not valid zstd.
+    """
+    if entry.size > limit:
+        raise ValueError(f"larger than {limit:,} bytes, more than this subdir's could hold")
+    data = store.read(f"{subdir}/{entry.name}")
+    if data is None or not entry.name.endswith(".zst"):
+        return data
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
+        data = reader.read(limit + 1)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"not valid zstd ({exc})") from None
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit:,} bytes decompressed")
+    return data
+
+
 INVALID = "invalid"  # the digest of a record we could not publish as written (ours kept)
 UNLISTED = "unlisted"  # a reason: an artifact older than the file, which does not list it
 
@@ -180,15 +208,10 @@ class ChannelRepodata:
 
     def _read(self) -> Any:
         path = f"{self.subdir}/{self.entry.name}"
-        data = self.store.read(path)
-        if data is None:
-            return None
         try:
-            if self.entry.name.endswith(".zst"):
-                reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
-                data = reader.read(MAX_SOURCE_BYTES + 1)
-                if len(data) > MAX_SOURCE_BYTES:
-                    raise ValueError("larger than the limit once decompressed")
+            data = read_source(self.store, self.subdir, self.entry, source_limit(self.listed))
+            if data is None:
+                return None
             # `json`, as conda reads it: orjson would turn integers past 64 bits into
             # floats without a word (each record is checked in `_summarise`).
             return json.loads(data, parse_constant=_reject_constant)

@@ -13,7 +13,6 @@ so an artifact is never read in full twice.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -21,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import orjson
-import zstandard
 
 from indexer.cache.db import Cache
 from indexer.errors import Conflict
 from indexer.model import SECTIONS, CachedArtifact, ChecksumResult, Entry
+from indexer.read.channel_repodata import read_source, source_limit
 from indexer.storage.base import ChannelStore
 
 log = logging.getLogger(__name__)
@@ -33,19 +32,15 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 COMMIT_EVERY = 64  # hashed artifacts per cache transaction
 REPODATA_NAMES = ("repodata.json.zst", "repodata.json")  # smaller transfer first
-MAX_REPODATA_BYTES = 4 << 30
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def parse_repodata(data: bytes, compressed: bool) -> dict[str, tuple[int, str, str]]:
-    """filename → (size, md5, sha256) from repodata bytes; {} when unusable."""
+def parse_repodata(data: bytes) -> dict[str, tuple[int, str, str]]:
+    """filename → (size, md5, sha256) from repodata.json bytes; {} when unusable."""
     try:
-        if compressed:
-            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
-            data = reader.read(MAX_REPODATA_BYTES)
         doc = orjson.loads(data)
-    except (zstandard.ZstdError, orjson.JSONDecodeError) as exc:
+    except orjson.JSONDecodeError as exc:
         log.warning("ignoring unreadable repodata: %s", exc)
         return {}
     known: dict[str, tuple[int, str, str]] = {}
@@ -77,10 +72,14 @@ def from_channel_repodata(
     for name in REPODATA_NAMES:
         if name not in listed:
             continue
-        data = store.read(f"{subdir}/{name}")
+        try:
+            data = read_source(store, subdir, listed[name], source_limit(listed))
+        except ValueError as exc:
+            log.warning("ignoring %s/%s: %s", subdir, name, exc)
+            continue
         if data is None:
             continue
-        known = parse_repodata(data, compressed=name.endswith(".zst"))
+        known = parse_repodata(data)
         if known:
             return known, listed[name].modified
     return {}, None

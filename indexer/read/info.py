@@ -61,6 +61,12 @@ MAX_INFO_BYTES = 512 * 1024 * 1024
 # Bytes tarfile may read between the end of one member's data and the next member
 # (its pax/GNU headers, which tarfile holds in memory): real ones are a few hundred.
 HEADER_BUDGET = 1024 * 1024
+# tarfile keeps global pax records ('g' headers) for the whole archive and copies
+# them into every member: real archives have none or a few.
+MAX_GLOBAL_PAX = 1000  # records
+MAX_GLOBAL_PAX_BYTES = 64 * 1024
+# A .conda's info member, compressed: real ones are kilobytes to a few MiB.
+MAX_INFO_COMPRESSED = 64 * 1024 * 1024
 # Members per tar (a .conda's info tar, or a .tar.bz2 read through).
 MAX_MEMBERS = 100_000
 # Wall time per artifact, checked at every read tarfile makes.
@@ -151,16 +157,51 @@ class _Budget(io.RawIOBase):
         return len(data)
 
 
+class _Compressed(io.RawIOBase):
+    """The compressed stream a decompressor reads from: the deadline, checked at each read.
+
+    A decompressor can spend a long time inside one `read()` of its own that
+    returns nothing (millions of empty bz2 streams or skippable zstd frames),
+    so `_Budget`, which sees only what comes out, cannot keep time alone.
+    """
+
+    def __init__(self, raw: BinaryIO, deadline: float, limit: int | None = None) -> None:
+        super().__init__()
+        self.raw, self.deadline, self.limit, self.pos = raw, deadline, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if time.monotonic() > self.deadline:
+            raise _OverBudget(f"reading took more than {MAX_SECONDS:.0f} s")
+        data = self.raw.read(size)
+        self.pos += len(data)
+        if self.limit is not None and self.pos > self.limit:
+            raise _OverBudget(f"info member larger than {self.limit // 2**20} MiB compressed")
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def _read_members(filename: str, fileobj: BinaryIO) -> tuple[dict[str, list[bytes | None]], bool]:
     """Every copy of the wanted members (see `scan`), and whether the tar was read in full."""
     deadline = time.monotonic() + MAX_SECONDS
     try:
         if filename.endswith(".tar.bz2"):
-            raw: BinaryIO = bz2.open(fileobj, mode="rb")  # noqa: SIM115 (fileobj is the caller's)
+            timed = _Compressed(fileobj, deadline)
+            raw: BinaryIO = bz2.open(timed, mode="rb")  # noqa: SIM115 (fileobj is the caller's)
             stop_after_info = True
         elif filename.endswith(".conda"):
             zf, member = _conda_info(filename, fileobj)
-            raw = zstd.open(zf.open(member))
+            if member.compress_size > MAX_INFO_COMPRESSED:
+                raise UnreadableArtifact(
+                    f"info member larger than {MAX_INFO_COMPRESSED // 2**20} MiB compressed"
+                )
+            raw = zstd.open(_Compressed(zf.open(member), deadline, MAX_INFO_COMPRESSED))
             stop_after_info = False
         else:
             raise ValueError("unsupported file extension")
@@ -193,6 +234,7 @@ def scan(budget: _Budget, stop_after_info: bool) -> tuple[dict[str, list[bytes |
     try:
         for count, (tar, member) in enumerate(stream, start=1):
             tar.members.clear()  # stream mode keeps every TarInfo otherwise
+            _check_global_pax(tar)
             if count > MAX_MEMBERS:
                 raise _OverBudget(f"more than {MAX_MEMBERS:,} tar members")
             budget.limit = tar.offset + HEADER_BUDGET  # its data, then the next headers
@@ -209,6 +251,18 @@ def scan(budget: _Budget, stop_after_info: bool) -> tuple[dict[str, list[bytes |
     finally:
         stream.close()
     return found, stop_after_info and not leading
+
+
+def _check_global_pax(tar: tarfile.TarFile) -> None:
+    """Global pax records stay for the whole archive (and are copied into every
+    member): each member's header budget alone would let them pile up."""
+    records = tar.pax_headers
+    if len(records) > MAX_GLOBAL_PAX or (
+        records and sum(len(k) + len(v) for k, v in records.items()) > MAX_GLOBAL_PAX_BYTES
+    ):
+        raise _OverBudget(
+            f"global pax records over {MAX_GLOBAL_PAX} or {MAX_GLOBAL_PAX_BYTES // 1024} KiB"
+        )
 
 
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
@@ -235,6 +289,9 @@ def _conda_info(filename: str, fileobj: BinaryIO) -> tuple[zipfile.ZipFile, zipf
     # Open a lazy file object (S3) here: zipfile would turn its OSErrors, such as
     # the FileNotFoundError of an object deleted since the listing, into BadZipFile.
     fileobj.seek(0, os.SEEK_END)
+    too_large = zipcheck.oversized_directory(fileobj)  # before zipfile builds every entry
+    if too_large is not None:
+        raise UnreadableArtifact(f"not a .conda: {too_large}")
     zf = zipfile.ZipFile(fileobj)
     stem = os.path.basename(filename)[: -len(".conda")]
     found = [i for i in zf.infolist() if i.filename.startswith(f"info-{stem}")]

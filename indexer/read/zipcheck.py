@@ -34,6 +34,64 @@ MERGE_GAP = 4096  # spans closer than this are fetched in one request
 SLACK = 32  # room for a local extra field the central entry lacks (zip64: 20 bytes)
 
 
+# A .conda holds three members (metadata.json, info-*, pkg-*); zipfile builds an
+# object for every entry its directory lists before anything can be checked.
+MAX_ENTRIES = 64
+MAX_DIRECTORY_BYTES = 64 * 1024
+END = struct.Struct(zipfile.structEndArchive)  # 22 bytes (+ comment)
+END64_LOCATOR = struct.Struct(zipfile.structEndArchive64Locator)
+END64 = struct.Struct(zipfile.structEndArchive64)
+
+
+def oversized_directory(fileobj: BinaryIO) -> str | None:
+    """Why the zip's central directory is too large to be a `.conda`'s (None: it is not).
+
+    Reads only the end-of-directory records (the last 22 bytes of a zip
+    without a comment, as .conda files are written); a zip whose records
+    cannot be found is left to `zipfile`, which says why.
+    """
+    size = fileobj.seek(0, 2)
+    at, end = _end_record(fileobj, size)
+    if end is None:
+        return None
+    entries, directory = end[4], end[5]
+    if MAX32 in (end[5], end[6]) or 0xFFFF in (end[3], end[4]):  # zip64 holds the numbers
+        zip64 = _end64(fileobj, at)
+        if zip64 is not None:
+            entries, directory = zip64
+    if entries > MAX_ENTRIES:
+        return f"its zip directory lists {entries:,} entries (a .conda has 3)"
+    if directory > MAX_DIRECTORY_BYTES:
+        return f"its zip directory is {directory:,} bytes (over {MAX_DIRECTORY_BYTES // 1024} KiB)"
+    return None
+
+
+def _end_record(fileobj: BinaryIO, size: int) -> tuple[int, tuple[Any, ...] | None]:
+    for span in (END.size, END.size + 0xFFFF):  # no comment first, then the longest one
+        start = max(0, size - span)
+        fileobj.seek(start)
+        tail = fileobj.read(size - start)
+        found = tail.rfind(zipfile.stringEndArchive)
+        if found >= 0 and len(tail) - found >= END.size:
+            return start + found, END.unpack(tail[found : found + END.size])
+    return -1, None
+
+
+def _end64(fileobj: BinaryIO, at: int) -> tuple[int, int] | None:
+    if at < END64_LOCATOR.size:
+        return None
+    fileobj.seek(at - END64_LOCATOR.size)
+    locator = END64_LOCATOR.unpack(fileobj.read(END64_LOCATOR.size))
+    if locator[0] != zipfile.stringEndArchive64Locator:
+        return None
+    fileobj.seek(locator[2])
+    data = fileobj.read(END64.size)
+    if len(data) != END64.size or data[:4] != zipfile.stringEndArchive64:
+        return None
+    record = END64.unpack(data)
+    return record[7], record[8]
+
+
 def member_span(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, int]:
     """Where `member` lies: from its local header to the next member or the directory."""
     after = [i.header_offset for i in zf.infolist() if i.header_offset > member.header_offset]

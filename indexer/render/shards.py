@@ -77,13 +77,35 @@ def encode(document: Any) -> bytes:
     return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(packed)
 
 
-def decode(data: bytes) -> Any:
-    """Inverse of `encode`; also reads frames without a content size (rattler's)."""
+def decode(
+    data: bytes,
+    max_bytes: int = MAX_DECODED_BYTES,
+    max_entries: int = 2**31 - 1,
+) -> Any:
+    """Inverse of `encode`; also reads frames without a content size (rattler's).
+
+    What is read from the channel is untrusted: `max_bytes` caps the
+    decompressed size and `max_entries` every map and array msgpack builds
+    (a few bytes of msgpack can ask for millions of entries).
+    """
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
-    packed = reader.read(MAX_DECODED_BYTES + 1)
-    if len(packed) > MAX_DECODED_BYTES:
+    packed = reader.read(max_bytes + 1)
+    if len(packed) > max_bytes:
         raise ValueError("decompressed size over the limit")
-    return msgpack.unpackb(packed, raw=False, strict_map_key=False)
+    return msgpack.unpackb(
+        packed,
+        raw=False,
+        strict_map_key=False,
+        max_map_len=max_entries,
+        max_array_len=max_entries,
+    )
+
+
+def index_limits(artifacts: int) -> tuple[int, int]:
+    """(bytes, entries) a subdir's shard index may hold: one entry per package name,
+    so never more names than artifacts (plus room for those since removed)."""
+    names = 1024 + 2 * artifacts
+    return 4096 + 128 * names, names
 
 
 def digest(shard: bytes) -> bytes:

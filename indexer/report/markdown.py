@@ -152,15 +152,22 @@ def _flat(text: object) -> str:
     return "".join(_visible(c) if ord(c) > 0x7F else c for c in flat)
 
 
+MAX_FENCE = 79  # cmark-gfm ignores backtick strings of 80 or more as code-span fences
+_LONG_RUN = re.compile(f"`{{{MAX_FENCE},}}")
+
+
 def code(text: object) -> str:
     """`text` as an inline code span that nothing inside can break out of.
 
     Filenames, specs and reasons come from artifacts and pull requests: a
     backtick, a newline or `</details>` in them must not change the page, and
     GitHub never links, mentions or references anything inside a code span.
-    The fence is longer than any backtick run in the text.
+    The fence is longer than any backtick run in the text. GitHub's renderer
+    (cmark-gfm) opens no span with a fence of 80 backticks or more, so a run
+    that long is broken up first: each backtick followed by `\\u2060`, the
+    way invisible characters are shown (see `_flat`).
     """
-    flat = _flat(text)
+    flat = _LONG_RUN.sub(lambda m: "`\\u2060" * len(m.group()), _flat(text))
     longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""

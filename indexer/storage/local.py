@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from indexer.errors import Conflict, RunError, UsageError
-from indexer.model import Entry, is_subdir_name
+from indexer.model import ARTIFACT_SUFFIXES, Entry, is_subdir_name
 from indexer.storage.base import CACHE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,14 @@ class LocalStore:
         try:
             with os.scandir(folder) as it:
                 for e in it:
-                    if not e.is_file(follow_symlinks=True):
+                    try:
+                        if not e.is_file(follow_symlinks=True):
+                            continue
+                        st = e.stat()
+                    except OSError as exc:  # a symlink loop, a file gone or unreadable
+                        if e.name.endswith(ARTIFACT_SUFFIXES):
+                            why = exc.strerror or type(exc).__name__
+                            skipped.append(f"{subdir}/{shown_name(e.name)}: skipped ({why})")
                         continue
                     if not utf8_name(e.name):
                         skipped.append(
@@ -117,7 +124,6 @@ class LocalStore:
                             "valid UTF-8 (rename it)"
                         )
                         continue
-                    st = e.stat()
                     entries.append(Entry(e.name, st.st_size, _token(st), st.st_mtime))
         except FileNotFoundError:
             return []
