@@ -32,7 +32,7 @@ from s3server import S3Endpoint, upload_tree
 from indexer.read import info as artifact
 from indexer.read.info import UnreadableArtifact, read_info
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def outcome(path: Path) -> Any:

@@ -13,7 +13,7 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
         [sys.executable, "-m", "dev.demo"],
         cwd=tmp_path,
         # dev/ is tooling of the repository, not of the installed package
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         capture_output=True,
         text=True,
         timeout=300,

@@ -16,7 +16,7 @@ from shardtools import read_subdir, serve
 from dev.sample import build_artifact
 from indexer.action.comment import render as render_comment
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "preview-comment.md"
+SNAPSHOT = Path(__file__).parents[1] / "snapshots" / "preview-comment.md"
 LIBFOO_12 = "libfoo-1.2-h0_0.conda"
 
 

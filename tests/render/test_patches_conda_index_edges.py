@@ -23,7 +23,7 @@ from shardtools import hexed, unpack
 from dev.sample import build_artifact
 from indexer.read.parse import parse_run_exports
 
-SHIM = Path(__file__).resolve().parents[1] / "benchmarks" / "shim"
+SHIM = Path(__file__).resolve().parents[2] / "benchmarks" / "shim"
 GENERATOR = """
 import json
 def _patch_repodata(repodata, subdir):

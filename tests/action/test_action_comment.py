@@ -18,7 +18,7 @@ from fakegithub import COMMENT_LIMIT, FakeGitHub
 from dev.sample import build_artifact, build_sample_channel
 
 PR = 17
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "example-comment.md"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "example-comment.md"
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from shardtools import hexed, serve, unpack
 
 from dev.sample import build_artifact
 
-SHIM = Path(__file__).resolve().parents[1] / "benchmarks" / "shim"
+SHIM = Path(__file__).resolve().parents[2] / "benchmarks" / "shim"
 NAMES = ["hotfix", "condaonly", "removeme", "revokeme", "plain"]
 INSTRUCTIONS = {
     "patch_instructions_version": 1,
