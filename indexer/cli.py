@@ -16,6 +16,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from indexer.config import Config, build_parser, from_argv
 from indexer.errors import RunError, UsageError
@@ -137,8 +138,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_config(config)
 
 
+@dataclass(frozen=True)
+class Executed:
+    """A run as the CLI and the action see it: exit status, report (None: none made)."""
+
+    status: int
+    report: RunReport | None = None
+    markdown: str = ""
+
+
 def run_config(config: Config) -> int:
     """Run one Config with the CLI's logging, messages and exit status."""
+    return execute(config).status
+
+
+def execute(config: Config) -> Executed:
+    """Run the pipeline for a Config: log, write the report and summary, decide the status."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLineFormatter("%(levelname)s: %(message)s"))
     handler.addFilter(RedactingFilter())
@@ -149,10 +164,10 @@ def run_config(config: Config) -> int:
             report = redact_report(run(config))
     except UsageError as exc:
         print(f"run-exports-index: error: {one_line(exc)}", file=sys.stderr)
-        return 2
+        return Executed(2)
     except RunError as exc:
         print(f"run-exports-index: failed: {one_line(exc)}", file=sys.stderr)
-        return 1
+        return Executed(1)
     except Exception as exc:
         if config.verbose:
             print(guard_lines(traceback.format_exc()), file=sys.stderr, end="")
@@ -161,15 +176,15 @@ def run_config(config: Config) -> int:
             "(run with --verbose for details)",
             file=sys.stderr,
         )
-        return 1
+        return Executed(1)
     markdown = write_outputs(report, config)
     if not config.quiet:
         print(markdown)
     for subdir, why in report.refused.items():
         print(f"run-exports-index: {one_line(subdir)} {one_line(why)}", file=sys.stderr)
     if report.refused:
-        return 1
+        return Executed(1, report, markdown)
     if config.strict and has_problems(report):
         print("run-exports-index: --strict: problems found (see the summary)", file=sys.stderr)
-        return 1
-    return 0
+        return Executed(1, report, markdown)
+    return Executed(0, report, markdown)

@@ -1,9 +1,9 @@
-"""One action step: settings → the CLI → outputs, annotations, summary, comment.
+"""One action step: settings → Config → the pipeline → outputs, annotations, summary, comment.
 
-The indexing itself is the CLI's (`indexer.cli.main`, run in-process with an
-argv built from the settings), so the action and the command line can never
-disagree about what a flag does. This module only turns the CLI's JSON report
-into what GitHub shows.
+The inputs become the same frozen `Config` the command line builds
+(`settings.to_config`), run in-process through `indexer.cli.execute`, so the
+action and the command line can never disagree about what a setting does.
+This module only turns the run's report into what GitHub shows.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from typing import Any
 
 from indexer import cli
 from indexer.action import comment, workflow
-from indexer.action.settings import Settings, SettingsError, from_env, to_argv
+from indexer.action.settings import Settings, SettingsError, from_env, to_argv, to_config
+from indexer.errors import UsageError
 from indexer.redact import redact, register_url
 from indexer.report.markdown import plain
 
@@ -122,21 +124,33 @@ def main(env: Mapping[str, str] | None = None) -> int:
         workflow.add_mask(secret)
     ctx = settings.context
     files = report_files(settings)
+    try:
+        config = to_config(settings, files.report, files.summary)
+    except SettingsError as exc:
+        workflow.error(str(exc), title="run-exports-index: invalid input")
+        return 2
+    except UsageError as exc:  # settings that do not go together
+        config, refusal = None, exc
     argv = to_argv(settings, files.report, files.summary)
     for stale in (files.report, files.summary):  # a persistent workspace keeps old runs' files
         stale.unlink(missing_ok=True)
     with workflow.group(f"run-exports-index: {settings.mode} {settings.channel}"):
         # one line, credentials redacted: inputs may hold newlines or an endpoint's password
         print(f"run-exports-index {cli.one_line(shlex.join(argv))}", flush=True)
-        status = cli.main(argv)
-    if not files.report.is_file():
+        if config is None:
+            print(f"run-exports-index: error: {cli.one_line(refusal)}", file=sys.stderr)
+            executed = cli.Executed(2)
+        else:
+            executed = cli.execute(config)
+    status = executed.status
+    if executed.report is None:
         workflow.error(
             f"run-exports-index stopped (exit status {status}) without a report; see the log",
             title="run-exports-index",
         )
         return status or 1
-    report = json.loads(files.report.read_bytes())
-    markdown = files.summary.read_text(encoding="utf-8")
+    report = executed.report.to_dict()  # the JSON report's shape, as later steps read it
+    markdown = executed.markdown
     annotate(report, settings.channel)
     for subdir, why in sorted(report.get("refused", {}).items()):  # the mass-removal guard
         workflow.error(f"{subdir}: {why}", title="run-exports-index: subdir not published")

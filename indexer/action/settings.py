@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.config import Config, check_prune_age, parse_age
+from indexer.errors import UsageError
+
 MODES = ("publish", "preview", "dry-run")
 COMMENT_POLICIES = ("auto", "always", "never")
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
@@ -226,6 +229,47 @@ def to_argv(settings: Settings, report: Path, summary: Path) -> list[str]:
     # The action prints the summary itself (in a log group), so the CLI stays quiet.
     argv += ["--report", str(report), "--summary", str(summary), "--quiet"]
     return argv
+
+
+def to_config(settings: Settings, report: Path, summary: Path) -> Config:
+    """The run's `Config` for these settings: what the pipeline is called with.
+
+    The same Config the command line `to_argv` gives would build (the log
+    shows that command line, to rerun the step by hand).
+    """
+    prune = None
+    if settings.prune_shards:
+        try:
+            prune = check_prune_age(parse_age(settings.prune_shards))
+        except UsageError as exc:
+            raise SettingsError(
+                f"input 'prune-shards': {str(exc).removeprefix('--prune-shards: ')}"
+            ) from None
+    share = settings.max_removal_share
+    return Config(
+        channel=settings.channel,
+        subdirs=list(settings.subdirs),
+        jobs=settings.jobs,
+        dry_run=settings.mode == "dry-run",
+        preview=settings.mode == "preview",
+        strict=settings.fail_on_error,
+        shards=settings.shards,
+        prune_shards=prune,
+        patches_from=settings.patches or None,
+        channel_patches=settings.channel_patches,
+        verify=settings.verify,
+        max_removal_share=float(share[:-1]) / 100 if share.endswith("%") else float(share),
+        allow_mass_removal=settings.allow_mass_removal,
+        staged=Path(settings.staged) if settings.staged else None,
+        cache_dir=Path(settings.cache) if settings.cache else None,
+        report=report,
+        summary=summary,
+        # The action prints the summary itself (in a log group), so the run stays quiet.
+        quiet=True,
+        verbose=settings.context.debug,  # "Enable debug logging" on a re-run
+        endpoint_url=settings.endpoint_url or None,
+        region=settings.region or None,
+    )
 
 
 def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
