@@ -45,6 +45,10 @@ from indexer.read.parse import (
     parse_run_exports,
 )
 
+# The JSON rules of the reading stage, also reachable from here (read.parse holds them).
+from indexer.read.parse import MAX_DEPTH as MAX_DEPTH
+from indexer.read.parse import load_json as load_json
+
 try:  # the zstd conda-package-streaming uses (same errors, same reasons)
     from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
 except ImportError:

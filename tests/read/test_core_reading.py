@@ -29,7 +29,7 @@ import zstandard
 from dropped import index_json, tar_bytes, write_conda, write_tar_bz2
 from s3server import S3Endpoint, upload_tree
 
-from indexer.read import parse as artifact
+from indexer.read import info as artifact
 from indexer.read.info import UnreadableArtifact, read_info
 
 REPO = Path(__file__).resolve().parents[2]
