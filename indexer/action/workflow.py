@@ -61,10 +61,6 @@ def error(message: str, **properties: str) -> None:
     command("error", message, **properties)
 
 
-def notice(message: str, **properties: str) -> None:
-    command("notice", message, **properties)
-
-
 @contextmanager
 def stop_commands() -> Iterator[None]:
     """The runner ignores workflow commands inside (untrusted text being printed):
