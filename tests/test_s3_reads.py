@@ -23,7 +23,7 @@ from s3server import S3Endpoint
 
 from indexer.artifact import UnreadableArtifact, read_info
 from indexer.errors import Conflict, RunError
-from indexer.s3 import S3Options, S3Store
+from indexer.s3 import S3Options, S3Store, pool_size
 from indexer.s3reader import TAIL_BYTES
 from indexer.seaweed import Credentials as Identity
 
@@ -375,3 +375,16 @@ def test_a_tar_bz2_stream_cut_short_resumes(
     first, resumed = artifact_gets(s3_proxy, art.name)
     assert first.range is None and resumed.range == f"bytes={first.nbytes}-"
     assert resumed.headers["if-match"] == etag
+
+
+def test_the_client_is_tuned_through_its_public_config(
+    bucket: str, s3_proxy: CountingProxy
+) -> None:
+    """Pool sized to --jobs, keep-alive, botocore's retries off (ours count), no extra checksums."""
+    assert (pool_size(8), pool_size(64)) == (32, 80)
+    store = store_via(s3_proxy, bucket, max_connections=pool_size(64))
+    config = store.api.client.meta.config
+    assert config.max_pool_connections == 80 and config.tcp_keepalive is True
+    assert config.retries["total_max_attempts"] == 1
+    assert config.request_checksum_calculation == "when_required"
+    assert config.response_checksum_validation == "when_required"
