@@ -154,6 +154,7 @@ class S3Api:
         self.client = make_client(options)
         # for messages: the endpoint without the credentials a URL may carry
         self.endpoint_url = redact(self.client.meta.endpoint_url)
+        log.debug("S3 client for s3://%s at %s", bucket, self.endpoint_url)
 
     def call(self, operation: str, where: str = "", **params: Any) -> dict[str, Any]:
         """Run the S3 `operation` (e.g. "ListObjectsV2") on this bucket, with retries.
