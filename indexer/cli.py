@@ -17,6 +17,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
@@ -27,7 +28,14 @@ from .patches import load_patches
 from .pipeline import Options, index_channel
 from .redact import RedactingFilter, forget, redact, register_url
 from .report import RunReport, to_markdown
-from .s3 import ADDRESSING_STYLES, S3Options, is_s3_url, open_s3_cache_home, open_s3_store
+from .s3 import (
+    ADDRESSING_STYLES,
+    S3Options,
+    is_s3_url,
+    open_s3_cache_home,
+    open_s3_store,
+    pool_size,
+)
 from .shardstage import MIN_PRUNE_AGE_S, check_prune_age, human_age, parse_age
 from .staged import StagedOverlay
 from .storage import ChannelStore
@@ -235,7 +243,10 @@ def open_store(channel: str, s3_options: S3Options | None = None) -> ChannelStor
     """The backend for a CHANNEL argument."""
     if is_s3_url(channel):
         return open_s3_store(channel, s3_options)
-    if s3_options is not None and s3_options != S3Options():
+    if (
+        s3_options is not None
+        and replace(s3_options, max_connections=S3Options.max_connections) != S3Options()
+    ):
         raise UsageError("--endpoint-url, --region, --addressing-style and --profile need s3://")
     return LocalStore(channel)
 
@@ -246,6 +257,7 @@ def s3_options(args: argparse.Namespace) -> S3Options:
         region=args.region,
         addressing_style=args.addressing_style,
         profile=args.profile,
+        max_connections=pool_size(args.jobs),
     )
 
 
