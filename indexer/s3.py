@@ -11,7 +11,7 @@ from pathlib import Path
 
 from indexer.cache.homes import CacheHome, LocalCacheHome
 from indexer.s3cache import BucketCacheHome, cache_path, settled_path
-from indexer.s3client import ADDRESSING_STYLES, S3Options
+from indexer.s3client import ADDRESSING_STYLES, S3Options, pool_size
 from indexer.s3store import S3Store, parse_s3_url
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "open_s3_cache_home",
     "open_s3_store",
     "parse_s3_url",
+    "pool_size",
     "settled_path",
 ]
 

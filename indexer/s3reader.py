@@ -13,7 +13,9 @@ Every request goes through the retry policy (range answers are small and are
 read whole inside it), is pinned to the listing's ETag (`If-Match`; without
 one, to the ETag of the first answer) so that a replacement during the read
 is a `Conflict`, never a splice of two versions, and every byte fetched is
-counted. The requests themselves are `S3Api.gets` (see `s3gets`).
+counted. The requests are boto3's own `get_object(Range=, IfMatch=)`:
+conda-package-streaming's S3 helper cannot send `If-Match`, and a read that is
+not pinned to the listed ETag could splice two versions of one artifact.
 
 The file object opens lazily, on first use, so that whatever the artifact's
 bytes make fail happens inside `read_info`, which turns it into an
@@ -27,13 +29,13 @@ import io
 import logging
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import botocore.exceptions as bex
 
 from indexer.errors import Conflict, RunError
 from indexer.s3client import BROKEN_TRANSFER, ObjectMissing, PreconditionFailed, S3Api, error_code
-from indexer.s3gets import Answer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +44,36 @@ TAIL_BYTES = 10 * 1024  # the first GET of a .conda: its directory, often its in
 MIN_FETCH = 64 * 1024  # a read outside what we hold fetches at least this much
 MAX_FETCH = 8 * 1024 * 1024  # and at most this much (memory per reader stays bounded)
 EMPTY = "File is not a zip file (the object is empty)"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a successful GetObject answered: status (200/206), the headers we use, the body."""
+
+    status: int
+    etag: str | None
+    content_length: int | None
+    content_range: str | None
+    body: Any  # botocore's StreamingBody: read(n), read(), close()
+
+
+def get_object(
+    client: Any, bucket: str, key: str, *, byte_range: str | None, if_match: str | None
+) -> Answer:
+    """One GetObject (the body not read yet); errors raise as boto3 raises them."""
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if byte_range is not None:
+        params["Range"] = byte_range
+    if if_match is not None:
+        params["IfMatch"] = if_match
+    response = client.get_object(**params)
+    return Answer(
+        status=int(response["ResponseMetadata"]["HTTPStatusCode"]),
+        etag=response.get("ETag"),
+        content_length=response.get("ContentLength"),
+        content_range=response.get("ContentRange"),
+        body=response["Body"],
+    )
 
 
 class _Pinned:
@@ -59,7 +91,9 @@ class _Pinned:
         """One GET (body not read), pinned to the ETag seen first."""
         self.requests += 1
         log.debug("GET %s%s", self.where, f" ({byte_range})" if byte_range else "")
-        answer = self.api.gets.get(self.key, byte_range=byte_range, if_match=self.etag)
+        answer = get_object(
+            self.api.client, self.api.bucket, self.key, byte_range=byte_range, if_match=self.etag
+        )
         self.etag = self.etag or answer.etag
         return answer
 
@@ -98,15 +132,14 @@ class _Pinned:
 
 
 def _length(answer: Answer) -> int:
-    value = answer.headers.get("content-length")
-    return int(value) if value is not None else 1 << 62
+    return answer.content_length if answer.content_length is not None else 1 << 62
 
 
 def _content_range(answer: Answer, data: bytes, where: str) -> tuple[int, int]:
     """(first byte, total size) of a range answer; a 200 is the whole object."""
     if answer.status != 206:
         return 0, len(data)
-    value = answer.headers.get("content-range") or ""
+    value = answer.content_range or ""
     unit, _, rest = value.partition(" ")
     span, _, total = rest.partition("/")
     first, _, last = span.partition("-")

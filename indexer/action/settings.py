@@ -241,9 +241,9 @@ def to_config(settings: Settings, report: Path, summary: Path) -> Config:
     if settings.prune_shards:
         try:
             prune = check_prune_age(parse_age(settings.prune_shards))
-        except UsageError as exc:
-            raise SettingsError(
-                f"input 'prune-shards': {str(exc).removeprefix('--prune-shards: ')}"
+        except UsageError as exc:  # worded as the command line words it
+            raise UsageError(
+                f"argument --prune-shards: {str(exc).removeprefix('--prune-shards: ')}"
             ) from None
     share = settings.max_removal_share
     return Config(

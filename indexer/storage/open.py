@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from indexer.cache.homes import CacheHome, LocalCacheHome, ScratchCacheHome, clean_stale_scratch
 from indexer.config import Config
 from indexer.errors import UsageError
-from indexer.s3 import S3Options, is_s3_url, open_s3_cache_home, open_s3_store
+from indexer.s3 import S3Options, is_s3_url, open_s3_cache_home, open_s3_store, pool_size
 from indexer.storage.base import ChannelStore
 from indexer.storage.local import LocalStore
 from indexer.storage.staged import StagedOverlay
@@ -28,6 +29,7 @@ def s3_options(config: Config) -> S3Options:
         region=config.region,
         addressing_style=config.addressing_style,
         profile=config.profile,
+        max_connections=pool_size(config.jobs),
     )
 
 
@@ -35,7 +37,10 @@ def open_store(channel: str, s3_options: S3Options | None = None) -> ChannelStor
     """The backend for a CHANNEL argument."""
     if is_s3_url(channel):
         return open_s3_store(channel, s3_options)
-    if s3_options is not None and s3_options != S3Options():
+    if (
+        s3_options is not None
+        and replace(s3_options, max_connections=S3Options.max_connections) != S3Options()
+    ):
         raise UsageError("--endpoint-url, --region, --addressing-style and --profile need s3://")
     return LocalStore(channel)
 

@@ -1,4 +1,4 @@
-"""Reading artifacts from S3: the in-memory zip tail, signed GETs, what they count and refuse.
+"""Reading artifacts from S3: the in-memory zip tail, pinned GETs, what they count and refuse.
 
 Everything runs against the session's S3 server (SeaweedFS, credentials
 enforced) through the counting, fault-injecting proxy, so the requests and
@@ -10,18 +10,13 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import botocore.config
-import botocore.session
 import pytest
 import zstandard
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from hostile import mutate, valid_artifact, write_tar
 from s3proxy import CountingProxy, Fault, Seen
 from s3server import S3Endpoint
@@ -29,12 +24,10 @@ from s3server import S3Endpoint
 from dev.seaweed import Credentials as Identity
 from indexer.errors import Conflict, RunError
 from indexer.read.info import UnreadableArtifact, read_info
-from indexer.s3 import S3Options, S3Store
-from indexer.s3gets import SignedGets, signed_gets_like
+from indexer.s3 import S3Options, S3Store, pool_size
 from indexer.s3reader import TAIL_BYTES
-from indexer.sigv4 import Secret, host_header, sign_get
 
-OURS = "SignedHeaders=host;x-amz-content-sha256;x-amz-date,"  # what sigv4.sign_get signs
+INDEXER = Path(__file__).resolve().parent.parent / "indexer"
 
 
 def conda(stem: str, info: list[tuple[str, bytes]], pkg: bytes = b"", info_first=False) -> bytes:
@@ -96,72 +89,10 @@ def artifact_gets(proxy: CountingProxy, name: str) -> list[Seen]:
 
 
 def warm_up(aws_env: S3Endpoint, bucket: str, store: S3Store) -> None:
-    """One read through boto3, after which the store signs its own GETs (see s3gets.LazyGets)."""
+    """One read first, so the counts that follow are those of a client already connected."""
     data = conda("warm-1.0-0", [("info/index.json", index_json("warm"))])
     etag = put(aws_env, bucket, "warm-1.0-0.conda", data)
     read(store, "warm-1.0-0.conda", etag)
-    chosen = store.api.gets._chosen
-    assert isinstance(chosen, SignedGets)
-    assert chosen.pool is not None  # the client's urllib3 pool, used directly
-
-
-# -- SigV4 ----------------------------------------------------------------------
-@pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzE+/session==token"])
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:8333/bucket/noarch/a%20b%2Bc~d.conda",
-        "https://bucket.s3.eu-west-1.amazonaws.com/linux-64/%C3%A9t%C3%A9-1.0-0.tar.bz2",
-        "https://s3.amazonaws.com/bucket/x/y.conda",
-        "http://[::1]:9000/bucket/k.conda",
-    ],
-)
-def test_signature_is_botocores(url: str, token: str | None) -> None:
-    """Same credentials, time, URL and headers: the Authorization botocore computes."""
-    botocore_request = AWSRequest("GET", url, headers={})
-    S3SigV4Auth(
-        Credentials("AKIDEXAMPLE", "wJalr/K7MDENG+bPxRfiCY", token), "s3", "eu-west-1"
-    ).add_auth(botocore_request)
-    when = botocore_request.headers["X-Amz-Date"]
-    parts = urlsplit(url)
-    host = host_header(parts.scheme, parts.hostname or "", parts.port)
-    ours = sign_get(
-        host, parts.path, "eu-west-1", Secret("AKIDEXAMPLE", "wJalr/K7MDENG+bPxRfiCY", token), when
-    )
-    assert ours["authorization"] == botocore_request.headers["Authorization"]
-    assert ours.get("x-amz-security-token") == token
-    assert ours["x-amz-date"] == when
-
-
-def test_signed_gets_copy_the_clients_url_for_virtual_hosts_and_tokens() -> None:
-    """The URL botocore would use (virtual host, region, key encoding) without sending anything."""
-    session = botocore.session.Session()
-    session.set_credentials("AKIDEXAMPLE", "secret", "session-token")
-    client = session.create_client(
-        "s3",
-        region_name="eu-west-1",
-        config=botocore.config.Config(s3={"addressing_style": "virtual"}),
-    )
-    captured: list[Any] = []
-
-    class Stop(Exception):
-        pass
-
-    def capture(request: Any, **_: Any) -> None:
-        captured.append(request)
-        raise Stop  # nothing is sent
-
-    client.meta.events.register("before-send.s3.GetObject", capture)
-    key = "noarch/a b+c~d=é.conda"
-    with pytest.raises(Stop):
-        client.get_object(Bucket="my-channel", Key=key)
-    gets = signed_gets_like(captured[0], key, client, session.get_credentials())
-    assert gets is not None
-    assert gets.base + gets.url_path(key) == captured[0].url
-    assert gets.base == "https://my-channel.s3.eu-west-1.amazonaws.com"
-    assert (gets.region, gets.path_prefix) == ("eu-west-1", "/")
-    other = "linux-64/x y.tar.bz2"
-    assert gets.url_path(other) == "/linux-64/x%20y.tar.bz2"
 
 
 # -- .conda: the tail ---------------------------------------------------------------
@@ -181,7 +112,6 @@ def test_one_range_get_when_the_info_member_is_in_the_tail(
     get, head = artifact_gets(s3_proxy, f"{stem}.conda")
     assert requests == 2 and get.range == f"bytes=-{TAIL_BYTES}"
     assert get.headers["if-match"] == etag  # pinned to the listing from the first byte
-    assert OURS in get.headers["authorization"]  # signed by sigv4.py, not by boto3
     assert head.range == f"bytes=0-{head.nbytes - 1}" and head.nbytes < 256
     assert head.headers["if-match"] == etag
     assert get.nbytes == TAIL_BYTES and nbytes == get.nbytes + head.nbytes
@@ -314,24 +244,21 @@ def test_damaged_artifacts_read_as_they_do_locally(
         assert nbytes <= max(path.stat().st_size, 0)
 
 
-# -- signing against the server, and failures ----------------------------------------
-def test_signed_gets_are_refused_with_a_wrong_secret(
+# -- credentials, failures, counts ---------------------------------------------------
+def test_gets_are_refused_with_a_wrong_secret(
     aws_env: S3Endpoint, s3_proxy: CountingProxy, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = store_via(s3_proxy, bucket)
     warm_up(aws_env, bucket, store)
-    chosen = store.api.gets._chosen
-    assert isinstance(chosen, SignedGets)
-    good = chosen.credentials
-    chosen.credentials = Credentials(aws_env.admin.access_key, "not-the-secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    wrong = store_via(s3_proxy, bucket)
     with pytest.raises(RunError, match=r"GetObject .* refused \(SignatureDoesNotMatch\)") as info:
-        read(store, "warm-1.0-0.conda", None)
+        read(wrong, "warm-1.0-0.conda", None)
     assert "not-the-secret" not in str(info.value)
-    chosen.credentials = good
     assert read(store, "warm-1.0-0.conda", None)[0].record["name"] == "warm"
 
 
-def test_the_read_only_identity_signs_its_own_gets(
+def test_the_read_only_identity_reads(
     aws_env: S3Endpoint, s3_proxy: CountingProxy, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if aws_env.reader is None:
@@ -342,15 +269,73 @@ def test_the_read_only_identity_signs_its_own_gets(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", reader.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", reader.secret_key)
     store = store_via(s3_proxy, bucket)
-    for _ in range(2):  # through boto3, then signed here
+    for _ in range(2):
         assert read(store, "ro-1.0-0.conda", etag)[0].record["name"] == "ro"
     gets = artifact_gets(s3_proxy, "ro-1.0-0.conda")
     assert f"Credential={reader.access_key}/" in gets[-1].headers["authorization"]
-    assert OURS in gets[-1].headers["authorization"]
+
+
+def test_a_stale_etag_is_one_412_and_a_conflict_not_a_retry(
+    aws_env: S3Endpoint, s3_proxy: CountingProxy, bucket: str
+) -> None:
+    store = store_via(s3_proxy, bucket, backoff_s=0.001)
+    stale = '"0123456789abcdef0123456789abcdef"'
+    for name in ("stale-1.0-0.conda", "stale-1.0-0.tar.bz2"):
+        put(aws_env, bucket, name, b"x" * 100)
+        s3_proxy.reset()
+        with pytest.raises(Conflict):
+            read(store, name, stale)
+        (get,) = artifact_gets(s3_proxy, name)
+        assert (get.status, get.headers["if-match"]) == (412, stale)
+    assert store.retries == 0
+
+
+def test_a_vanished_artifact_is_one_404_and_no_retry(
+    aws_env: S3Endpoint, s3_proxy: CountingProxy, bucket: str
+) -> None:
+    store = store_via(s3_proxy, bucket, backoff_s=0.001)
+    for name in ("vanished-1.0-0.conda", "vanished-1.0-0.tar.bz2"):
+        s3_proxy.reset()
+        with pytest.raises(FileNotFoundError):
+            read(store, name, '"0123456789abcdef0123456789abcdef"')
+        assert [s.status for s in artifact_gets(s3_proxy, name)] == [404]
+    assert store.retries == 0
+
+
+def test_a_tar_bz2_is_one_streamed_get_pinned_and_counted(
+    aws_env: S3Endpoint, s3_proxy: CountingProxy, bucket: str, tmp_path: Path
+) -> None:
+    from dev.sample import build_artifact
+
+    store = store_via(s3_proxy, bucket)
+    art = build_artifact(tmp_path, "bz", fmt=".tar.bz2", payload=random.randbytes(100_000))
+    etag = put(aws_env, bucket, art.name, art.read_bytes())
+    s3_proxy.reset()
+    info, nbytes, requests = read(store, art.name, etag)
+    assert info.record["name"] == "bz"
+    (get,) = artifact_gets(s3_proxy, art.name)
+    assert requests == 1 and get.range is None and get.headers["if-match"] == etag
+    assert nbytes <= get.nbytes  # closed at the first member outside info/
+
+
+def test_no_botocore_internals_in_the_package() -> None:
+    """S3 goes through boto3's public API only: no private attributes, no `_endpoint`."""
+    private = re.compile(
+        r"botocore.*\._[a-z]|[.'\"]_endpoint\b"
+        r"|_proxy_config|_get_connection_manager|_setup_ssl_cert|_get_request_target"
+    )
+    found = [
+        f"{path.relative_to(INDEXER.parent)}:{number}: {line.strip()}"
+        for path in sorted(INDEXER.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
+    assert found == []
+    assert not (INDEXER / "sigv4.py").exists() and not (INDEXER / "s3gets.py").exists()
 
 
 @pytest.mark.parametrize("action", ["reset", "slowdown", "error500", "truncate", "lost", "stall"])
-def test_faults_on_signed_gets_are_retried_and_counted(
+def test_faults_on_range_gets_are_retried_and_counted(
     aws_env: S3Endpoint, s3_proxy: CountingProxy, bucket: str, action: str
 ) -> None:
     store = store_via(s3_proxy, bucket, backoff_s=0.001, read_timeout_s=0.5)
@@ -373,7 +358,7 @@ def test_faults_on_signed_gets_are_retried_and_counted(
     assert nbytes == sum(s.nbytes for s in good[-2:])  # only the answers read whole count
 
 
-def test_a_signed_tar_bz2_stream_cut_short_resumes(
+def test_a_tar_bz2_stream_cut_short_resumes(
     aws_env: S3Endpoint, s3_proxy: CountingProxy, bucket: str, tmp_path: Path
 ) -> None:
     from dev.sample import build_artifact
@@ -390,3 +375,16 @@ def test_a_signed_tar_bz2_stream_cut_short_resumes(
     first, resumed = artifact_gets(s3_proxy, art.name)
     assert first.range is None and resumed.range == f"bytes={first.nbytes}-"
     assert resumed.headers["if-match"] == etag
+
+
+def test_the_client_is_tuned_through_its_public_config(
+    bucket: str, s3_proxy: CountingProxy
+) -> None:
+    """Pool sized to --jobs, keep-alive, botocore's retries off (ours count), no extra checksums."""
+    assert (pool_size(8), pool_size(64)) == (32, 80)
+    store = store_via(s3_proxy, bucket, max_connections=pool_size(64))
+    config = store.api.client.meta.config
+    assert config.max_pool_connections == 80 and config.tcp_keepalive is True
+    assert config.retries["total_max_attempts"] == 1
+    assert config.request_checksum_calculation == "when_required"
+    assert config.response_checksum_validation == "when_required"
