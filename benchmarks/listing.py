@@ -30,7 +30,7 @@ def plain_client(endpoint: str) -> Any:
 
 def our_client(endpoint: str) -> Any:
     """The indexer's own client (imported here: only this mode needs it)."""
-    from indexer.s3client import S3Options, make_client
+    from indexer.storage.s3.client import S3Options, make_client
 
     return make_client(S3Options(endpoint_url=endpoint, addressing_style="path"))
 

@@ -16,7 +16,7 @@ from botocore.config import Config
 
 from dev.demo import banner, run
 from dev.seaweed import SeaweedServer
-from indexer.s3client import quiet_libraries
+from indexer.storage.s3.client import quiet_libraries
 
 BUCKET = "demo"
 

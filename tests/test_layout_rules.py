@@ -69,7 +69,6 @@ def test_no_import_cycles() -> None:
         visit(name, [])
 
 
-@pytest.mark.xfail(strict=True, reason="S3 modules move under storage/s3/ after the s3api merge")
 def test_network_libraries_only_in_storage_and_action() -> None:
     offenders = [
         f"{name} imports {imported}"

@@ -6,7 +6,7 @@ and conda-index have. A `.conda` is a zip whose `info-*.tar.zst` member is
 found through the zip directory (as conda-package-streaming finds it), after
 checking that the directory and the local headers describe the same members
 (see `zipcheck`); a file object that fetches spans, such as
-`s3reader.ArtifactFile`, is told what is read next (`expect`), so it fetches
+`storage.s3.ranged.ArtifactFile`, is told what is read next (`expect`), so it fetches
 each span in one request. A `.tar.bz2` is one stream: when its leading run of
 `info/` members holds `info/index.json`, reading stops at the first member
 outside `info/`; otherwise it reads on, taking `info/` members wherever they
@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 
 from conda_package_streaming import package_streaming
 
+# The JSON rules of the reading stage, also reachable from here (read.parse holds them).
 from indexer.read.parse import (
     INDEX_JSON,
     RUN_EXPORTS_JSON,
@@ -44,10 +45,6 @@ from indexer.read.parse import (
     parse_index_json,
     parse_run_exports,
 )
-
-# The JSON rules of the reading stage, also reachable from here (read.parse holds them).
-from indexer.read.parse import MAX_DEPTH as MAX_DEPTH
-from indexer.read.parse import load_json as load_json
 
 try:  # the zstd conda-package-streaming uses (same errors, same reasons)
     from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+

@@ -16,9 +16,9 @@ from pathlib import Path
 from indexer.cache.homes import CacheHome, LocalCacheHome, ScratchCacheHome, clean_stale_scratch
 from indexer.config import Config
 from indexer.errors import UsageError
-from indexer.s3 import S3Options, is_s3_url, open_s3_cache_home, open_s3_store, pool_size
 from indexer.storage.base import ChannelStore
 from indexer.storage.local import LocalStore
+from indexer.storage.s3 import S3Options, is_s3_url, open_s3_cache_home, open_s3_store, pool_size
 from indexer.storage.staged import StagedOverlay
 
 

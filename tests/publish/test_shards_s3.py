@@ -17,8 +17,8 @@ from indexer.config import MIN_PRUNE_AGE_S
 from indexer.config import Config as Options
 from indexer.model import IMMUTABLE_CACHE_CONTROL
 from indexer.pipeline import index_channel
-from indexer.s3 import S3Options
 from indexer.storage.open import default_cache_home, open_store
+from indexer.storage.s3 import S3Options
 
 PREFIX = "channel"
 

@@ -38,7 +38,7 @@ from dev.sample import build_artifact
 from indexer.cache.db import Cache
 from indexer.cache.homes import cache_filename
 from indexer.model import CachedArtifact, is_artifact
-from indexer.s3 import BucketCacheHome, S3Options, S3Store, cache_path
+from indexer.storage.s3 import BucketCacheHome, S3Options, S3Store, cache_path
 
 RunCli = Callable[..., tuple[int, str, str]]
 SUBDIRS = ("linux-64", "noarch")

@@ -37,7 +37,7 @@ from indexer.publish.freshness import inputs as _inputs
 from indexer.publish.freshness import output_paths as _output_paths
 from indexer.publish.freshness import stamp as _stamp
 from indexer.render.shards import SHARD_INDEX, decode, referenced_names
-from indexer.s3 import S3Options, S3Store, cache_path, settled_path
+from indexer.storage.s3 import S3Options, S3Store, cache_path, settled_path
 
 MARKER = "evil-backdoor >=666"
 BOUNDED_S = 15.0  # a whole run of this five-artifact channel takes 1-2 s

@@ -19,7 +19,7 @@ from s3server import S3Endpoint, upload_tree
 from dev.sample import build_artifact, build_sample_channel
 from dev.seaweed import Credentials, free_ports
 from indexer.errors import Conflict, RunError
-from indexer.s3 import S3Options, S3Store
+from indexer.storage.s3 import S3Options, S3Store
 
 RunCli = Callable[..., tuple[int, str, str]]
 

@@ -24,7 +24,7 @@ from s3proxy import CountingProxy, Seen
 from s3server import S3Endpoint, download_prefix, upload_tree
 
 from dev.sample import build_artifact, build_sample_channel
-from indexer.s3 import cache_path, settled_path
+from indexer.storage.s3 import cache_path, settled_path
 
 RunCli = Callable[..., tuple[int, str, str]]
 CACHE_DIR = ".run-exports-index/"

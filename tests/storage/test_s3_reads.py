@@ -24,8 +24,8 @@ from s3server import S3Endpoint
 from dev.seaweed import Credentials as Identity
 from indexer.errors import Conflict, RunError
 from indexer.read.info import UnreadableArtifact, read_info
-from indexer.s3 import S3Options, S3Store, pool_size
-from indexer.s3reader import TAIL_BYTES
+from indexer.storage.s3 import S3Options, S3Store, pool_size
+from indexer.storage.s3.ranged import TAIL_BYTES
 
 INDEXER = Path(__file__).resolve().parent.parent / "indexer"
 

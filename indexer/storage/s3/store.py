@@ -6,7 +6,7 @@ token. Writes are conditional: `If-None-Match: *` for a new key, `If-Match`
 with the ETag seen at the start for a replacement, so a concurrent writer is
 detected (`errors.Conflict`) instead of overwritten.
 
-Artifacts are never downloaded whole: see `s3reader` for how their info part
+Artifacts are never downloaded whole: see `ranged` for how their info part
 is read.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 from indexer.errors import Conflict, UsageError
 from indexer.model import Entry, is_subdir_name
-from indexer.s3client import ObjectMissing, PreconditionFailed, S3Api, S3Options
-from indexer.s3reader import ArtifactFile
+from indexer.storage.s3.client import ObjectMissing, PreconditionFailed, S3Api, S3Options
+from indexer.storage.s3.ranged import ArtifactFile
 
 LIST_THREADS = 8
 

@@ -1,8 +1,8 @@
 """S3 channels: what the CLI and the action need to index `s3://bucket/prefix`.
 
-The backend is split by job: `s3client` (boto3, retries, error messages),
-`s3store` (the `ChannelStore`), `s3reader` (range reads of artifacts) and
-`s3cache` (the cache kept in the bucket). This module is their front door.
+The backend is split by job: `client` (boto3, retries, error messages),
+`store` (the `ChannelStore`), `ranged` (range reads of artifacts) and
+`cachehome` (the cache kept in the bucket). This module is their front door.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from indexer.cache.homes import CacheHome, LocalCacheHome
-from indexer.s3cache import BucketCacheHome, cache_path, settled_path
-from indexer.s3client import ADDRESSING_STYLES, S3Options, pool_size
-from indexer.s3store import S3Store, parse_s3_url
+from indexer.storage.s3.cachehome import BucketCacheHome, cache_path, settled_path
+from indexer.storage.s3.client import ADDRESSING_STYLES, S3Options, pool_size
+from indexer.storage.s3.store import S3Store, parse_s3_url
 
 __all__ = [
     "ADDRESSING_STYLES",

@@ -37,9 +37,9 @@ from indexer.cache.homes import cache_filename, make_scratch, settled_filename
 from indexer.cache.trust import import_untrusted
 from indexer.errors import Conflict, RunError
 from indexer.publish.freshness import MAX_SETTLED_BYTES
-from indexer.s3client import ObjectMissing
-from indexer.s3store import S3Store
 from indexer.storage.base import CACHE_PREFIX
+from indexer.storage.s3.client import ObjectMissing
+from indexer.storage.s3.store import S3Store
 
 log = logging.getLogger(__name__)
 

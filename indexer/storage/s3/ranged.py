@@ -35,7 +35,13 @@ from typing import Any, TypeVar
 import botocore.exceptions as bex
 
 from indexer.errors import Conflict, RunError
-from indexer.s3client import BROKEN_TRANSFER, ObjectMissing, PreconditionFailed, S3Api, error_code
+from indexer.storage.s3.client import (
+    BROKEN_TRANSFER,
+    ObjectMissing,
+    PreconditionFailed,
+    S3Api,
+    error_code,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
