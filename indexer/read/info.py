@@ -37,7 +37,6 @@ from typing import Any, BinaryIO
 
 from conda_package_streaming import package_streaming
 
-# The JSON rules of the reading stage, also reachable from here (read.parse holds them).
 from indexer.read.parse import (
     INDEX_JSON,
     RUN_EXPORTS_JSON,
@@ -53,6 +52,10 @@ except ImportError:
 
 from indexer.errors import RunError
 from indexer.read import zipcheck
+
+# The JSON rules of the reading stage, also reachable from here (read.parse holds them).
+from indexer.read.parse import MAX_DEPTH as MAX_DEPTH
+from indexer.read.parse import load_json as load_json
 
 WANTED = (INDEX_JSON, RUN_EXPORTS_JSON)
 # Hostile artifacts must not exhaust memory: the JSON files we keep are tiny.
