@@ -126,6 +126,10 @@ class SeaweedServer:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-webdav=false",
+            # Every bucket is a collection with volumes of its own; mini's automatic
+            # limit ran out at 64 buckets (PutObject: InternalError), fewer than a
+            # test session creates. Volumes are sparse files: a high cap costs no disk.
+            "-volume.max=2000",
             "-admin.ui=false",
             "-master.telemetry=false",
             f"-s3.config={config}",
