@@ -267,6 +267,44 @@ class Bench:
         self.cold(name, prefix, ["linux-64", "noarch"], artifacts, artifacts)
         channel.delete(self.s3, BUCKET, prefix, channel.list_keys(self.s3, BUCKET, prefix))
 
+    def after_upload(self) -> None:
+        """Issue 15's shape: a small indexed channel, then a few new artifacts, each warm.
+
+        Each contender indexes the channel once (set-up, straight to the server), then on
+        each network: the new artifacts are uploaded, the measured warm run indexes them,
+        they are deleted and an unmeasured run brings the contender's state back.
+        """
+        p, prefix = self.profile, "upload/"
+        shape = dict(
+            median=p.upload_median,
+            sigma=0.3,
+            cap=4 * p.upload_median,
+            tar_bz2_share=0.4,
+            subdirs=("linux-64", "noarch"),
+            weights=(0.5, 0.5),
+        )
+        base = specs(p.upload_base, seed=7, **shape)
+        new = specs(p.upload_new, seed=8, name_prefix="new", **shape)
+        artifacts = self.upload(prefix, base)
+        subdirs = ["linux-64", "noarch"]
+        name = f"after upload +{len(new)} ({p.upload_base:,} indexed, warm)"
+        setup = f"{p.upload_base:,} for after upload (set-up; direct, not counted)"
+        target = self.target(prefix, name, subdirs)
+        listed: set[str] = set()
+        for contender in [c for group in self.groups() for c in group]:
+            self.measure(contender, target, setup)
+            for net in self.networks:
+                added = self.upload(prefix, new)
+                if net not in listed:
+                    self.floor(name, target, added, net)
+                    listed.add(net)
+                self.measure(contender, target, name, net)
+                channel.delete(self.s3, BUCKET, prefix, added)
+                self.runs.remove(self.measure(contender, target, name + " (undo)"))
+            self.reset(prefix, artifacts)
+            shutil.rmtree(target.work / "conda-index", ignore_errors=True)
+        channel.delete(self.s3, BUCKET, prefix, channel.list_keys(self.s3, BUCKET, prefix))
+
     def wide(self) -> None:
         """Warm, nothing new, many listed objects (tiny artifacts)."""
         p, prefix = self.profile, "wide/"
@@ -478,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.main_channel()
             if "big" in profile.scenarios:
                 bench.big()
+            if "after-upload" in profile.scenarios:
+                bench.after_upload()
             if "wide" in profile.scenarios:
                 bench.wide()
     finally:
