@@ -126,6 +126,7 @@ class CountingProxy:
         self.network = network
         self._down = Pacer(network.rate_bytes_s)  # response bodies, to the client
         self._up = Pacer(network.rate_bytes_s)  # request bodies, to the server
+        self._clients: set[asyncio.Task | None] = set()
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.tally = Tally()
         self._lock = threading.Lock()
@@ -180,6 +181,8 @@ class CountingProxy:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        task = asyncio.current_task()
+        self._clients.add(task)  # asyncio keeps only weak references to these tasks
         try:
             while True:
                 try:
@@ -193,6 +196,7 @@ class CountingProxy:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self._clients.discard(task)
             writer.close()
             if upstream is not None:
                 upstream[1].close()

@@ -131,8 +131,8 @@ class Bench:
                     self.runs.remove(r)
                 best = sorted(same, key=lambda r: r.wall_s)[len(same) // 2]
                 best.samples = [r.wall_s for r in same]  # in run order (rounds)
-                best.note = (
-                    f"median of {len(same)}: " + ", ".join(f"{r.wall_s:.2f}" for r in same) + " s"
+                best.note = f"median of {len(same)}: " + ", ".join(
+                    f"{r.wall_s:.2f} s (load {r.load:.1f})" for r in same
                 )
                 self.runs.append(best)
                 kept.append(best)
