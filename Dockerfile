@@ -20,6 +20,8 @@ RUN python -m venv /opt/venv \
 FROM base
 COPY --from=build /opt/venv /opt/venv
 COPY indexer /app/indexer
+# The version's one source (indexer/__init__.py reads it: the package is not installed here).
+COPY pyproject.toml /app/pyproject.toml
 # Unbuffered so log lines and ::workflow commands:: keep their order.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \

@@ -18,6 +18,8 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/zizmor --offline --strict-collection --config .github/zizmor.yml \
+	  .github/workflows .github/examples/*.yml
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -1,7 +1,8 @@
 """Issue 14, acceptance 4: the action image holds the package and nothing for development.
 
 Docker cannot run here, so the image is read from its recipe: every `COPY`
-from the build context names only `indexer/` or the dependency lock, the
+from the build context names only `indexer/`, the dependency lock or
+`pyproject.toml` (the one place the version is written; issue 16), the
 `.dockerignore` lets nothing else in (and names dev/, tests/, benchmarks/),
 and nothing under `indexer/` imports the tooling left out.
 """
@@ -49,11 +50,14 @@ def sent(path: str) -> bool:
     return included
 
 
-def test_the_image_copies_only_the_package_and_the_lock() -> None:
+def test_the_image_copies_only_the_package_the_lock_and_the_version() -> None:
     sources = [s.rstrip("/") for copy in context_copies() for s in copy]
     assert sources, "no COPY from the build context found"
-    assert set(sources) <= {"indexer", "requirements.lock"}, sources
+    assert set(sources) <= {"indexer", "requirements.lock", "pyproject.toml"}, sources
     assert "indexer" in sources
+    # indexer/__init__.py reads the version from /app/pyproject.toml (not installed there)
+    assert re.search(r"^COPY pyproject\.toml /app/pyproject\.toml$", DOCKERFILE, re.MULTILINE)
+    assert sent("pyproject.toml")
 
 
 def test_dockerignore_keeps_development_tooling_out() -> None:
