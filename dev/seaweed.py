@@ -63,8 +63,23 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+# What unsigned (anonymous) requests may do, as a public channel's bucket policy
+# allows: read and list buckets named rei-public-* (the whole bucket public), and
+# in buckets named rei-pubch-* list, and read only the artifacts of the channel
+# `ch` (its cache under ch/.run-exports-index/ stays private). Every other
+# bucket, and every write, still needs credentials.
+ANONYMOUS_ACTIONS = (
+    "Read:rei-public-*",
+    "List:rei-public-*",
+    "List:rei-pubch-*",
+    "Read:rei-pubch-*/ch/noarch/*",
+    "Read:rei-pubch-*/ch/linux-64/*",
+)
+
+
 def s3_config(admin: Credentials, reader: Credentials) -> dict:
-    """The `-s3.config` document: one full-access identity, one Read/List-only."""
+    """The `-s3.config` document: one full-access identity, one Read/List-only, and
+    what anonymous requests may read (`ANONYMOUS_ACTIONS`)."""
     return {
         "identities": [
             {
@@ -77,6 +92,7 @@ def s3_config(admin: Credentials, reader: Credentials) -> dict:
                 "credentials": [{"accessKey": reader.access_key, "secretKey": reader.secret_key}],
                 "actions": ["Read", "List"],
             },
+            {"name": "anonymous", "actions": list(ANONYMOUS_ACTIONS)},
         ]
     }
 

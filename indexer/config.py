@@ -82,6 +82,7 @@ class Config:
     region: str | None = None
     addressing_style: str | None = None
     profile: str | None = None
+    unsigned: bool = False  # read a public bucket anonymously (read-only runs only)
     lock_timeout_s: float | None = field(default_factory=lock_timeout_from_env)
 
     def __post_init__(self) -> None:
@@ -99,6 +100,13 @@ class Config:
         if self.addressing_style not in (None, *ADDRESSING_STYLES):
             raise UsageError(
                 f"--addressing-style must be path or virtual, not {self.addressing_style!r}"
+            )
+        if self.unsigned and self.channel and not self.channel.startswith("s3://"):
+            raise UsageError("--unsigned needs s3:// (it reads a public bucket anonymously)")
+        if self.unsigned and not self.read_only:
+            raise UsageError(
+                "--unsigned (input 'unsigned') reads anonymously and cannot publish: writes are "
+                "never attempted unsigned; add --preview or --dry-run, or give credentials"
             )
 
     @property
@@ -311,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--addressing-style", choices=ADDRESSING_STYLES, help="path or virtual-hosted bucket URLs"
     )
     s3.add_argument("--profile", metavar="NAME", help="AWS profile (AWS_PROFILE)")
+    s3.add_argument(
+        "--unsigned",
+        action="store_true",
+        help="read a public bucket without signing (no credentials); only with --preview or "
+        "--dry-run: writes are never attempted unsigned (docs/s3.md, anonymous reads)",
+    )
     index.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     index.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
     return parser
@@ -379,4 +393,5 @@ def from_args(args: argparse.Namespace) -> Config:
         region=args.region,
         addressing_style=args.addressing_style,
         profile=args.profile,
+        unsigned=args.unsigned,
     )

@@ -6,6 +6,7 @@ JSON body); anything unexpected is answered with an error *and* recorded in
 `problems`, which each test asserts is empty, so a wrong request cannot pass
 unnoticed. `read_only` answers writes with 403 as GitHub does for a fork's
 token; `fail_next_patch` answers the next PATCH with that status once.
+`pull_heads` are the open pull requests (`GET /pulls/N`) and their head SHAs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class FakeGitHub:
     repository: str = "octo/channel"
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # issue → comments
     commit_pulls: dict[str, list[int]] = field(default_factory=dict)
+    pull_heads: dict[int, str] = field(default_factory=dict)  # open pull request → head SHA
     read_only: bool = False
     fail_next_patch: int | None = None
     requests: list[Request] = field(default_factory=list)
@@ -135,6 +137,13 @@ class FakeGitHub:
             return self._edit(int(m.group(1)), body["body"])
         if (m := re.fullmatch(r"/issues/(\d+)", path)) and method == "GET":
             return 200, self._issue(int(m.group(1))), {}
+        if (m := re.fullmatch(r"/pulls/(\d+)", path)) and method == "GET":
+            number = int(m.group(1))
+            if number not in self.pull_heads:
+                return 404, {"message": "Not Found"}, {}
+            pull = self._issue(number)
+            head = {"sha": self.pull_heads[number], "ref": "topic", "label": "fork:topic"}
+            return 200, {**pull, "head": head, "base": {"ref": "main"}}, {}
         if (m := re.fullmatch(r"/commits/([0-9a-f]{7,40})/pulls", path)) and method == "GET":
             pulls = [self._issue(n) for n in self.commit_pulls.get(m.group(1), [])]
             return 200, pulls, {}

@@ -14,6 +14,9 @@ To test against another S3-compatible endpoint instead, set
                                                           # skip without it)
     AWS_REGION=us-east-1                                  # optional
 
+(The tests of unsigned reads need SeaweedFS's anonymous identity,
+`dev.seaweed.ANONYMOUS_ACTIONS`, and skip on an external endpoint.)
+
 Every test gets its own, uniquely named bucket.
 """
 
@@ -43,6 +46,8 @@ class S3Endpoint:
     admin: Credentials
     reader: Credentials | None
     region: str = "us-east-1"
+    # dev.seaweed.ANONYMOUS_ACTIONS hold: unsigned reads of rei-public-* and rei-pubch-*
+    anonymous: bool = False
 
     def client(self, credentials: Credentials | None = None, endpoint_url: str = "") -> Any:
         creds = credentials or self.admin
@@ -91,7 +96,7 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
         )
         return
     with SeaweedServer() as server:
-        yield S3Endpoint(server.endpoint_url, server.admin, server.reader)
+        yield S3Endpoint(server.endpoint_url, server.admin, server.reader, anonymous=True)
 
 
 def upload_tree(client: Any, bucket: str, prefix: str, root: Path, jobs: int = 16) -> list[str]:

@@ -15,16 +15,17 @@ import shlex
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from indexer import cli
-from indexer.action import comment, workflow
+from indexer.action import comment, forkcomment, workflow
 from indexer.action.settings import Settings, SettingsError, from_env, to_argv, to_config
 from indexer.errors import UsageError
 from indexer.redact import redact, register_url
 from indexer.report.markdown import plain
+from indexer.storage.s3 import has_credentials
 
 REPORT_DIR = ".run-exports-index-report"
 
@@ -110,6 +111,30 @@ def annotate(report: Mapping[str, Any], channel: str) -> None:
         )
 
 
+def resolve_unsigned(settings: Settings) -> Settings:
+    """`unsigned: auto` decided: unsigned reads for an S3 preview without credentials.
+
+    A fork's pull request gets no secrets and no OIDC token; its preview of a
+    public channel then reads the bucket anonymously instead of failing. Any
+    other run keeps signing (and fails as before when it has no credentials).
+    """
+    if settings.unsigned != "auto":
+        return settings
+    anonymous = (
+        settings.mode == "preview"
+        and settings.channel.startswith("s3://")
+        and not has_credentials()
+    )
+    if anonymous:
+        workflow.command(
+            "notice",
+            "no AWS credentials (a fork's pull request?): reading the channel unsigned, "
+            "as an anonymous reader of a public bucket",
+            title="run-exports-index: unsigned reads",
+        )
+    return replace(settings, unsigned="true" if anonymous else "false")
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     """Run the step; the exit status is the CLI's (comment failures never fail it)."""
     env = os.environ if env is None else env
@@ -122,6 +147,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
         workflow.add_mask(settings.github_token)
     for secret in register_url(settings.endpoint_url):  # the runner hides them too
         workflow.add_mask(secret)
+    if settings.mode == "comment":  # the fork workflow's workflow_run job: no channel at all
+        return forkcomment.main(settings)
+    settings = resolve_unsigned(settings)
     ctx = settings.context
     files = report_files(settings)
     try:
@@ -155,6 +183,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     for subdir, why in sorted(report.get("refused", {}).items()):  # the mass-removal guard
         workflow.error(f"{subdir}: {why}", title="run-exports-index: subdir not published")
     workflow.write_outputs(ctx.output_path, outputs(report, files))
+    forkcomment.write_pull_request_file(settings, files.report.parent)  # for workflow_run
     with workflow.group("Report"), workflow.stop_commands():
         print(markdown, flush=True)
 

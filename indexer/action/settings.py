@@ -20,7 +20,8 @@ from pathlib import Path
 from indexer.config import Config, check_prune_age, parse_age
 from indexer.errors import UsageError
 
-MODES = ("publish", "preview", "dry-run")
+MODES = ("publish", "preview", "dry-run", "comment")  # comment: the fork workflow's second half
+UNSIGNED = ("auto", "true", "false")
 COMMENT_POLICIES = ("auto", "always", "never")
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 
@@ -48,6 +49,8 @@ INPUTS: dict[str, str] = {
     "verify": "false",
     "allow-mass-removal": "false",
     "max-removal-share": "0.5",
+    "unsigned": "auto",
+    "report": "",
 }
 TRUE = ("true", "True", "TRUE")  # YAML 1.2 core schema, as actions/toolkit's getBooleanInput
 FALSE = ("false", "False", "FALSE")
@@ -111,6 +114,9 @@ class Settings:
     verify: bool = False
     allow_mass_removal: bool = False
     max_removal_share: str = "0.5"
+    # auto: unsigned reads in a preview when boto3 finds no credentials (fork pull requests)
+    unsigned: str = "auto"
+    report: str = ""  # mode: comment: the report JSON a preview run uploaded
     context: Context = field(default_factory=Context)
 
     @property
@@ -151,12 +157,17 @@ def from_env(env: Mapping[str, str]) -> Settings:
     """Read and validate every input; raise SettingsError naming the first bad one."""
     value = {name: read_input(env, name) for name in INPUTS}
     context = read_context(env)
-    if not value["channel"]:
+    if not value["channel"] and value["mode"] != "comment":
         raise SettingsError("input 'channel' is required: a directory or s3://bucket/prefix")
     endpoint = value["endpoint-url"]
     if endpoint and not endpoint.startswith(("http://", "https://")):
         raise SettingsError(f"input 'endpoint-url' must start with http:// or https://: {endpoint}")
     mode = value["mode"] or ("preview" if context.is_pull_request else "publish")
+    if value["unsigned"] == "true" and mode == "publish":
+        raise SettingsError(
+            "input 'unsigned' is true but mode is publish: writes are never attempted unsigned "
+            "(--unsigned); give the job credentials, or use mode: preview or dry-run"
+        )
     header = value["comment-header"]
     if not HEADER_RE.match(header):
         raise SettingsError(
@@ -182,6 +193,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
         verify=_boolean("verify", value["verify"]),
         allow_mass_removal=_boolean("allow-mass-removal", value["allow-mass-removal"]),
         max_removal_share=_share("max-removal-share", value["max-removal-share"]),
+        unsigned=_choice("unsigned", value["unsigned"], UNSIGNED),
+        report=value["report"],
         context=context,
     )
 
@@ -224,6 +237,8 @@ def to_argv(settings: Settings, report: Path, summary: Path) -> list[str]:
         argv += ["--max-removal-share", settings.max_removal_share]
     if settings.allow_mass_removal:
         argv.append("--allow-mass-removal")
+    if settings.unsigned == "true":  # "auto" is decided before (run.resolve_unsigned)
+        argv.append("--unsigned")
     if settings.context.debug:  # "Enable debug logging" on a re-run: the CLI's --verbose
         argv.append("--verbose")
     # The action prints the summary itself (in a log group), so the CLI stays quiet.
@@ -269,6 +284,7 @@ def to_config(settings: Settings, report: Path, summary: Path) -> Config:
         verbose=settings.context.debug,  # "Enable debug logging" on a re-run
         endpoint_url=settings.endpoint_url or None,
         region=settings.region or None,
+        unsigned=settings.unsigned == "true",
     )
 
 

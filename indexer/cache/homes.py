@@ -151,6 +151,11 @@ class LocalCacheHome:
     def rebuilt_reason(self, subdir: str) -> str | None:
         return None  # a local file is inspected where it lies (see `cache.Cache`)
 
+    def missing_reason(self, subdir: str) -> str | None:
+        """Why `subdir` has no cache to start from (None: there is one)."""
+        path = self.checkout(subdir)
+        return None if path.exists() else f"no cache in {self.directory}"
+
     def settle(self, subdir: str, data: bytes) -> None:
         target = self.directory / settled_filename(subdir)
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
@@ -184,6 +189,10 @@ class ScratchCacheHome:
 
     def rebuilt_reason(self, subdir: str) -> str | None:
         reason = getattr(self.source, "rebuilt_reason", None)
+        return reason(subdir) if reason is not None else None
+
+    def missing_reason(self, subdir: str) -> str | None:
+        reason = getattr(self.source, "missing_reason", None)
         return reason(subdir) if reason is not None else None
 
     def settle(self, subdir: str, data: bytes) -> None:

@@ -45,6 +45,9 @@ def to_markdown(report: RunReport) -> str:
         )
     lines.append("")
     for s in report.subdirs:
+        if s.baseline:
+            lines += [f"> [!NOTE]\n> {code(s.subdir)}: {plain(s.baseline)}\n"]
+    for s in report.subdirs:
         if s.refused:
             lines += [f"> [!CAUTION]\n> {code(s.subdir)}: {plain(s.refused)}\n"]
         lines += [f"> [!WARNING]\n> {code(s.subdir)}: {plain(w)}\n" for w in s.warnings]

@@ -48,6 +48,8 @@ class SubdirReport:
     refused: str | None = None
     # --verify: cache rows and published outputs found differing and repaired
     repaired: list[Problem] = field(default_factory=list)
+    # a preview without a cache: where what it compares with came from (None: the cache)
+    baseline: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class SubdirReport:
             "read_in_full_bytes": self.read_in_full_bytes,
             "refused": self.refused,
             "repaired": [asdict(p) for p in self.repaired],
+            "baseline": self.baseline,
         }
 
 

@@ -30,6 +30,7 @@ def s3_options(config: Config) -> S3Options:
         addressing_style=config.addressing_style,
         profile=config.profile,
         max_connections=pool_size(config.jobs),
+        unsigned=config.unsigned,
     )
 
 
@@ -45,10 +46,17 @@ def open_store(channel: str, s3_options: S3Options | None = None) -> ChannelStor
     return LocalStore(channel)
 
 
-def default_cache_home(store: ChannelStore, cache_dir: Path | None) -> CacheHome:
-    """Where the cache files live: `cache_dir`, else beside the channel (or in the bucket)."""
+def default_cache_home(
+    store: ChannelStore, cache_dir: Path | None, read_only: bool = False
+) -> CacheHome:
+    """Where the cache files live: `cache_dir`, else beside the channel (or in the bucket).
+
+    A read-only run takes a cache in the bucket it may not read as no cache
+    (a public channel keeps its cache private; a preview then starts from the
+    published files, see `read.published.seed_baseline`).
+    """
     if is_s3_url(store.location):
-        return open_s3_cache_home(store, cache_dir)  # type: ignore[arg-type]
+        return open_s3_cache_home(store, cache_dir, read_only)  # type: ignore[arg-type]
     if cache_dir is not None:
         return LocalCacheHome(cache_dir)
     return LocalCacheHome(store.local_cache_dir())  # type: ignore[attr-defined]
@@ -63,7 +71,7 @@ def open_channel(config: Config) -> Iterator[tuple[ChannelStore, CacheHome]]:
     """
     clean_stale_scratch()
     store = open_store(config.channel, s3_options(config))
-    home = default_cache_home(store, config.cache_dir)
+    home = default_cache_home(store, config.cache_dir, config.read_only)
     scratch = None
     try:
         if config.staged is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from indexer.cache.homes import CacheHome, LocalCacheHome
 from indexer.storage.s3.cachehome import BucketCacheHome, cache_path, settled_path
-from indexer.storage.s3.client import ADDRESSING_STYLES, S3Options, pool_size
+from indexer.storage.s3.client import ADDRESSING_STYLES, S3Options, has_credentials, pool_size
 from indexer.storage.s3.store import S3Store, parse_s3_url
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "S3Options",
     "S3Store",
     "cache_path",
+    "has_credentials",
     "is_s3_url",
     "open_s3_cache_home",
     "open_s3_store",
@@ -38,8 +39,13 @@ def open_s3_store(channel: str, options: S3Options | None = None) -> S3Store:
     return S3Store(channel, options)
 
 
-def open_s3_cache_home(store: S3Store, cache_dir: Path | None) -> CacheHome:
-    """The cache in the bucket, or in `cache_dir` when one is given (actions/cache)."""
+def open_s3_cache_home(
+    store: S3Store, cache_dir: Path | None, read_only: bool = False
+) -> CacheHome:
+    """The cache in the bucket, or in `cache_dir` when one is given (actions/cache).
+
+    `read_only`: a cache the bucket refuses to give is taken as absent.
+    """
     if cache_dir is not None:
         return LocalCacheHome(cache_dir)
-    return BucketCacheHome(store)
+    return BucketCacheHome(store, tolerate_refusal=read_only)

@@ -84,8 +84,11 @@ def settled_path(subdir: str) -> str:
 class BucketCacheHome:
     """Cache files fetched from, and put back into, the channel's bucket."""
 
-    def __init__(self, store: S3Store) -> None:
+    def __init__(self, store: S3Store, tolerate_refusal: bool = False) -> None:
         self.store = store
+        # read-only runs: a cache (or summary) the bucket refuses to give is absent
+        self.tolerate_refusal = tolerate_refusal
+        self._missing: dict[str, str] = {}  # subdir → why there is no cache to start from
         self.scratch = make_scratch()
         # subdir → (ETag of the cache object, sha256 of the file as fetched)
         self._fetched: dict[str, tuple[str | None, str | None]] = {}
@@ -101,8 +104,16 @@ class BucketCacheHome:
             found = self._read_capped(cache_path(subdir), MAX_CACHE_OBJECT_BYTES)
         except TooLarge as exc:
             return self._set_aside(subdir, path, where, str(exc), etag=exc.args[1])
+        except RunError as exc:
+            if not self.tolerate_refusal:
+                raise
+            log.info("the cache at %s cannot be read (%s); starting without it", where, exc)
+            self._missing[subdir] = f"the cache at {where} cannot be read"
+            self._fetched[subdir] = (None, None)
+            return path
         if found is None:
             log.info("no cache at %s yet: building it from the channel", where)
+            self._missing[subdir] = f"no cache at {where}"
             self._fetched[subdir] = (None, None)
             return path
         compressed, etag = found
@@ -117,6 +128,10 @@ class BucketCacheHome:
     def rebuilt_reason(self, subdir: str) -> str | None:
         """Why the cache fetched for `subdir` was set aside (None: it was not)."""
         return self._rebuilt.get(subdir)
+
+    def missing_reason(self, subdir: str) -> str | None:
+        """Why `subdir` has no cache to start from: absent, refused, set aside (or None)."""
+        return self._missing.get(subdir) or self._rebuilt.get(subdir)
 
     def _set_aside(self, subdir: str, path: Path, where: str, why: str, etag: str) -> Path:
         """Leave a fetched cache unused; the run rebuilds it from the channel."""
@@ -182,6 +197,10 @@ class BucketCacheHome:
     def settled(self, subdir: str) -> bytes | None:
         try:
             found = self._read_capped(settled_path(subdir), MAX_SETTLED_BYTES)
+        except RunError:
+            if not self.tolerate_refusal:
+                raise
+            return None  # a private summary: the ordinary run
         except TooLarge as exc:  # not ours: ignored, and replaced after this run
             log.warning("ignoring the settled summary of %s: %s", subdir, exc.args[0])
             self._settled_tokens[subdir] = exc.args[1]

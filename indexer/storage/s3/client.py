@@ -27,6 +27,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import boto3
+import botocore
 import botocore.exceptions as bex
 import botocore.session
 import botocore.utils
@@ -90,6 +91,7 @@ BROKEN_TRANSFER: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+WRITES = frozenset({"PutObject", "DeleteObject"})
 PRECONDITION = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
@@ -108,6 +110,8 @@ class S3Options:
     # first backoff ceiling; doubles each attempt (full jitter)
     backoff_s: float = field(default_factory=lambda: backoff_from_env())
     max_connections: int = 32  # the client's connection pool (see `pool_size`)
+    # Unsigned (anonymous) requests for a public bucket: reads only, never writes.
+    unsigned: bool = False
 
 
 def pool_size(jobs: int) -> int:
@@ -160,8 +164,16 @@ class S3Api:
         """Run the S3 `operation` (e.g. "ListObjectsV2") on this bucket, with retries.
 
         `where` names the object for messages (default: the bucket). Raises
-        `ObjectMissing`, `PreconditionFailed` or `RunError`.
+        `ObjectMissing`, `PreconditionFailed` or `RunError`. A write on an
+        unsigned client is refused here, before any request: a bucket that
+        accepted anonymous writes would be a bucket anyone can rewrite.
         """
+        if self.options.unsigned and operation in WRITES:
+            raise RunError(
+                f"S3 {operation} on {where or f's3://{self.bucket}'} refused: reads are "
+                "unsigned (--unsigned / input 'unsigned') and writes are never attempted "
+                "unsigned; publishing needs credentials"
+            )
         method = getattr(self.client, _snake(operation))
         return self.retrying(lambda: method(Bucket=self.bucket, **params), operation, where)
 
@@ -225,6 +237,12 @@ class S3Api:
                 f"S3 {operation}: bucket {self.bucket!r} does not exist at {self.endpoint_url}; "
                 "check the bucket name, --endpoint-url and --region"
             )
+        if code in AUTH_HINTS and self.options.unsigned:
+            return RunError(
+                f"S3 {operation} on {where} refused ({code}) to an unsigned request: the "
+                "bucket policy must allow anonymous s3:ListBucket and s3:GetObject on the "
+                "channel prefix (docs/s3.md), or give credentials"
+            )
         if code in AUTH_HINTS:
             return RunError(f"S3 {operation} on {where} refused ({code}): {AUTH_HINTS[code]}")
         if code in TRANSIENT_CODES or status >= 500:
@@ -287,11 +305,28 @@ def make_client(options: S3Options) -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
+    if options.unsigned:  # a public bucket read anonymously: no credentials are looked up
+        config = config.merge(Config(signature_version=botocore.UNSIGNED))
     try:
         client = session.client("s3", endpoint_url=options.endpoint_url or None, config=config)
     except ValueError as exc:  # a malformed endpoint URL
         raise UsageError(redact(f"invalid S3 endpoint {options.endpoint_url!r}: {exc}")) from None
     return client
+
+
+def has_credentials(profile: str | None = None) -> bool:
+    """Does boto3's default chain (variables, profile, web identity, ...) find credentials?
+
+    The action asks before a preview: a fork's pull request gets no secrets,
+    and a public channel can then still be previewed with unsigned reads.
+    A profile that does not exist finds none.
+    """
+    quiet_libraries()
+    try:
+        session = boto3.session.Session(profile_name=profile)
+        return session.get_credentials() is not None
+    except bex.BotoCoreError:
+        return False
 
 
 def parse_timestamp(value: str) -> datetime:
