@@ -271,6 +271,8 @@ def _one_pass(
     else:
         values.changes = diff.diff_run_exports(first.document, document)
     index = previous = None
+    shard_listed: dict[str, Entry] = {}
+    verify_shards: list[Output] = []
     if config.shards:
         previous = prune.read_previous_index(store, subdir, listing)
         index = shards.shard_index(subdir, rendered.shards, previous, shards.timestamp())
@@ -278,6 +280,11 @@ def _one_pass(
         if index != previous:  # new names or hashes: some shards may be missing
             prune.record_dropped(cache, subdir, previous, index, time.time())
             existing = prune.shard_names(store, subdir)
+        if config.verify:  # every published shard compared with its bytes, missing ones written
+            shard_listed = prune.shard_entries(store, subdir)
+            existing = {path.rsplit("/", 1)[1] for path in shard_listed}
+            every = shards.shard_outputs(subdir, rendered.shards, index, set())
+            verify_shards = [o for o in every if o.path in shard_listed]
         outputs += shards.shard_outputs(subdir, rendered.shards, index, existing)
         if config.repodata:
             outputs += repodata_outputs(subdir, *patched_view(cache, instructions))
@@ -286,7 +293,8 @@ def _one_pass(
     # `outputs`, the document in `first` only while it is what clients see.
     del rendered, document, cached
     # -- publish
-    _publish(store, cache, outputs, listed, config, values, passes, first)
+    checked = (verify_shards, {**listed, **shard_listed})
+    _publish(store, cache, outputs, listed, config, values, passes, first, checked)
     if config.prune_shards is not None and index is not None:
         values.pruned = prune.prune(
             store,
@@ -314,11 +322,17 @@ def _publish(
     values: PassValues,
     passes: list[PassValues],
     first: _FirstPass,
+    checked: tuple[list[Output], dict[str, Entry]] = ([], {}),
 ) -> None:
-    """Publish the outputs (with --verify: repair first, then say what was a repair)."""
+    """Publish the outputs (with --verify: repair first, then say what was a repair).
+
+    `checked`: published shards `--verify` compares (and their listing), beside
+    the outputs.
+    """
     fixed = Published()
     if config.verify:
-        fixed = repair_immutable(store, outputs, listed, config.read_only)
+        extra, shard_listed = checked
+        fixed = repair_immutable(store, outputs + extra, shard_listed, config.read_only)
     values.published = fixed
     try:
         written = publish(store, cache, outputs, listed, dry_run=config.read_only)

@@ -46,17 +46,17 @@ def sensitive_param(name: str) -> bool:
 def redact(text: object) -> str:
     """`text` with every credential we can recognise replaced by `***`."""
     out = str(text)
+    with _lock:  # first: a pattern could cut a known secret so that it no longer matches
+        known = sorted(_secrets, key=len, reverse=True)
+    for secret in known:
+        if secret in out:
+            out = out.replace(secret, MASK)
     if "@" in out:
         out = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", out)
     if "=" in out:
         out = _PARAM.sub(
             lambda m: f"{m.group(1)}={MASK}" if sensitive_param(m.group(1)) else m.group(0), out
         )
-    with _lock:
-        known = sorted(_secrets, key=len, reverse=True)
-    for secret in known:
-        if secret in out:
-            out = out.replace(secret, MASK)
     return out
 
 
@@ -64,11 +64,15 @@ def secrets_of(url: str) -> list[str]:
     """The credentials in a URL: its userinfo (whole, password alone, decoded too)
     and the values of its credential-like query parameters."""
     found: list[str] = []
-    head = url.split("://", 1)[1] if "://" in url else ""
-    head = re.split(r"[?#\s]", head, maxsplit=1)[0]
-    if "@" in head:  # the naive split: a "/" or ":" in the password must not hide it
-        userinfo = head.rpartition("@")[0]
-        found += [userinfo, userinfo.partition(":")[2]]
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    rest = re.split(r"\s", rest, maxsplit=1)[0]
+    # The naive splits: a "/", ":", "?", "#" or "@" in the password must not hide it.
+    # Up to the last "@" (a password with "?" or "#" in it), and up to the last "@"
+    # before the query or fragment (a URL whose query holds an "@").
+    for head in (rest, re.split(r"[?#]", rest, maxsplit=1)[0]):
+        if "@" in head:
+            userinfo = head.rpartition("@")[0]
+            found += [userinfo, userinfo.partition(":")[2]]
     try:
         parts = urlsplit(url)
         found += [parts.password or "", (parts.username or "") if parts.password is None else ""]

@@ -133,6 +133,9 @@ def _check_schema(db: sqlite3.Connection) -> int:
     """
     found = tuple(sorted(db.execute(_MASTER).fetchall()))
     version = db.execute("PRAGMA user_version").fetchone()[0]
+    encoding = db.execute("PRAGMA encoding").fetchone()[0]
+    if encoding != "UTF-8":  # SQLite's JSON functions would read our UTF-8 blobs as text of it
+        raise UntrustedCacheError(f"its text encoding is {encoding}, not the UTF-8 we create")
     if version > SCHEMA_VERSION:
         raise sqlite3.DatabaseError(
             f"schema version {version} is newer than this tool's {SCHEMA_VERSION}"

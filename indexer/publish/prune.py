@@ -75,6 +75,12 @@ def shard_names(store: ChannelStore, subdir: str) -> set[str]:
     return {e.name for e in store.list_subdir(f"{subdir}/{shards.SHARDS_FOLDER}")}
 
 
+def shard_entries(store: ChannelStore, subdir: str) -> dict[str, Entry]:
+    """Path → listing entry of every object in `<subdir>/shards/` (for `--verify`)."""
+    folder = f"{subdir}/{shards.SHARDS_FOLDER}"
+    return {f"{folder}/{e.name}": e for e in store.list_subdir(folder)}
+
+
 def record_dropped(
     cache: Cache, subdir: str, previous: Any, index: dict[str, Any], now: float
 ) -> None:

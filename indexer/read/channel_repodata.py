@@ -266,9 +266,11 @@ def for_subdir(
     """The channel's repodata.json the shards must agree with: another indexer's, if any.
 
     Not with `--repodata` (this tool then writes it from the same records),
-    nor when the file is the one we wrote.
+    nor when the file is the one we wrote, nor when patch instructions are
+    given for the subdir (`--patches`): they say what the records become, as
+    conda-index's generator output replaces what its repodata.json held.
     """
-    if not config.shards or config.repodata:
+    if not config.shards or config.repodata or subdir in config.patches:
         return None
     entries = {e.name: e for e in listing}
     entry = source_entry(entries)

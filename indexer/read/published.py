@@ -48,25 +48,35 @@ def published_document(
         return None
     if ours(cache.published(), path, listed[path]) == hashlib.sha256(data).hexdigest():
         return document
-    raw = store.read(path)
-    try:
-        return orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        log.warning("%s is not valid JSON; treating every entry as new", path)
+    return _document(store.read(path), path)
+
+
+def _document(raw: bytes | None, path: str) -> dict | None:
+    """A published run_exports.json, parsed and checked as any JSON from the channel is
+    (what someone else wrote there can be nested past what the report can carry)."""
+    if not raw:
         return None
+    try:
+        document = orjson.loads(raw)
+        check_value(document)
+    except ValueError as exc:  # orjson.JSONDecodeError included
+        log.warning("%s cannot be used (%s); treating every entry as new", path, exc)
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def removable(
     store: ChannelStore, subdir: str, listing: list[Entry], states: dict[str, tuple[int, str]]
 ) -> set[str]:
-    """What this pass could remove: the cached artifacts, else the published entries."""
+    """What this pass could remove: the cached artifacts, else the published entries.
+
+    With no cache, the published run_exports.json is read even when the listing
+    does not show it: a truncated listing loses its tail, outputs included.
+    """
     before = set(states)
-    if not before and any(e.name == "run_exports.json" for e in listing):
-        raw = store.read(f"{subdir}/run_exports.json")
-        try:
-            before = set(diff.run_exports_entries(orjson.loads(raw))) if raw else set()
-        except (orjson.JSONDecodeError, AttributeError, TypeError):
-            before = set()
+    if not before:
+        path = f"{subdir}/run_exports.json"
+        before = set(diff.run_exports_entries(_document(store.read(path), path)))
     return before
 
 

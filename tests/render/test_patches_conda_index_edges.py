@@ -187,3 +187,22 @@ def test_a_first_run_over_list_form_run_exports_conda_index_wrote(tmp_path, run_
 @pytest.mark.parametrize("raw", [b"null", b"false", b"0", b'""', b"[]", b"{}"])
 def test_a_false_run_exports_means_none_as_conda_index_reads_it(raw: bytes) -> None:
     assert parse_run_exports(raw) == {}
+
+
+def test_given_patches_say_what_the_shards_hold_over_the_channels_repodata(tmp_path, run_cli):
+    """`--patches` (a PR previewing new hotfixes, or a run applying them) is what the
+    records become; the published repodata.json only holds the old ones."""
+    channel = tmp_path / "ch"
+    for fmt in (".tar.bz2", ".conda"):
+        build_artifact(channel / "noarch", "p", fmt=fmt, depends=["python"])
+    old = {"patch_instructions_version": 1, "packages": {"p-1.0-0.tar.bz2": {"depends": ["old"]}}}
+    new = {"patch_instructions_version": 1, "packages": {"p-1.0-0.tar.bz2": {"depends": ["new"]}}}
+    conda_index(channel, generator(tmp_path, {"noarch": old}))
+    given = tmp_path / "given" / "noarch"
+    given.mkdir(parents=True)
+    (given / "patch_instructions.json").write_text(json.dumps(new))
+    report = index(run_cli, channel, tmp_path / "c1", "--patches", str(given.parent))
+    assert report["subdirs"]["noarch"]["records_from_repodata"] == []
+    records = shard_records(channel)
+    assert records["p-1.0-0.conda"]["depends"] == ["new"]
+    assert records["p-1.0-0.tar.bz2"]["depends"] == ["new"]
