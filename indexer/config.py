@@ -72,6 +72,7 @@ class Config:
     max_removal_share: float = 0.5  # refuse a subdir that would lose more than this share
     allow_mass_removal: bool = False
     staged: Path | None = None  # artifacts built in the job, seen as if uploaded
+    local_copies: Path | None = None  # the job's copies of uploaded artifacts (s3:// only)
     cache_dir: Path | None = None  # None: beside the channel (in the bucket for s3://)
     report: Path | None = None  # where to write the JSON report
     summary: Path | None = None  # where to write the Markdown summary
@@ -93,6 +94,10 @@ class Config:
         if self.s3_settings_given and self.channel and not self.channel.startswith("s3://"):
             raise UsageError(
                 "--endpoint-url, --region, --addressing-style and --profile need s3://"
+            )
+        if self.local_copies is not None and self.channel and not self.channel.startswith("s3://"):
+            raise UsageError(
+                "--local-copies needs an s3:// channel (a local channel is read from disk already)"
             )
         if not self.shards and (self.repodata or self.prune_shards is not None):
             raise UsageError("--repodata and --prune-shards need shards; drop --no-shards")
@@ -311,6 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--addressing-style", choices=ADDRESSING_STYLES, help="path or virtual-hosted bucket URLs"
     )
     s3.add_argument("--profile", metavar="NAME", help="AWS profile (AWS_PROFILE)")
+    s3.add_argument(
+        "--local-copies",
+        type=Path,
+        metavar="DIR",
+        help="the job's copies of uploaded artifacts (DIR/<subdir>/<artifact>): a new one is "
+        "read from here, not from S3, once its size and ETag or ChecksumSHA256 prove it is "
+        "the object in the channel",
+    )
     index.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     index.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
     return parser
@@ -370,6 +383,7 @@ def from_args(args: argparse.Namespace) -> Config:
         max_removal_share=args.max_removal_share,
         allow_mass_removal=args.allow_mass_removal,
         staged=args.staged,
+        local_copies=args.local_copies,
         cache_dir=args.cache_dir,
         report=args.report,
         summary=args.summary,

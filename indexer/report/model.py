@@ -48,6 +48,10 @@ class SubdirReport:
     refused: str | None = None
     # --verify: cache rows and published outputs found differing and repaired
     repaired: list[Problem] = field(default_factory=list)
+    # --local-copies: new artifacts read from the job's files (how each was proven the
+    # channel's object), and those read from the channel instead (why)
+    local_copies_proven: list[Problem] = field(default_factory=list)
+    local_copies_not_used: list[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +85,10 @@ class SubdirReport:
             "read_in_full_bytes": self.read_in_full_bytes,
             "refused": self.refused,
             "repaired": [asdict(p) for p in self.repaired],
+            "local_copies": {
+                "proven": [asdict(p) for p in self.local_copies_proven],
+                "not_used": [asdict(p) for p in self.local_copies_not_used],
+            },
         }
 
 
@@ -121,6 +129,8 @@ class RunReport:
             "read_in_full",
             "read_in_full_bytes",
             "repaired",
+            "local_copies_proven",
+            "local_copies_not_used",
         ):
             totals[key] = self.total(key)
         return {
