@@ -119,6 +119,10 @@ class Chaos:
         return sum(n for kind, n in self.injected.items() if kind != "latency")
 
 
+# Rewrites the store's response headers for a request (e.g. an ETag as SSE-KMS gives it).
+Rewrite = Callable[[Seen, list[tuple[str, str]]], list[tuple[str, str]]]
+
+
 class CountingProxy:
     def __init__(self, upstream: str) -> None:
         parsed = urllib.parse.urlparse(upstream)
@@ -126,6 +130,7 @@ class CountingProxy:
         self.seen: list[Seen] = []
         self.faults: list[Fault] = []
         self.chaos: Chaos | None = None
+        self.rewrite: Rewrite | None = None  # applied to every forwarded answer's headers
         self._lock = threading.Lock()
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
@@ -222,7 +227,10 @@ class _Handler(BaseHTTPRequestHandler):
             response = upstream.getresponse()
             seen.status = response.status
             self.send_response_only(response.status, response.reason)
-            for name, value in response.getheaders():
+            answer = response.getheaders()
+            if proxy.rewrite is not None:
+                answer = proxy.rewrite(seen, list(answer))
+            for name, value in answer:
                 if name.lower() not in ("connection", "transfer-encoding"):
                     self.send_header(name, value)
             if response.getheader("Content-Length") is None and self.command != "HEAD":
