@@ -85,9 +85,7 @@ def test_local_copies_proven_or_read_from_s3(
 
     single, single_bz2 = artifact("single", 1 << 20), artifact("singlebz", 1 << 19, ".tar.bz2")
     multi = artifact("multi", 17 * MIB)  # 3 parts of 8 MiB
-    changed, resized, odd, kms = (
-        artifact(n, 1 << 20) for n in ("changed", "resized", "odd", "kms")
-    )
+    changed, resized, kms = (artifact(n, 1 << 20) for n in ("changed", "resized", "kms"))
     odd = artifact("odd", 11 * MIB)  # 3 parts of 5 MiB + 1234 bytes: no whole-MiB size fits
     eight = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB)
     for path in (single, single_bz2, multi, changed, resized, kms):
