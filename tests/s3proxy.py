@@ -6,13 +6,15 @@ real ones do: 503 SlowDown, connections reset mid-request, answers too slow.
 Everything else is forwarded byte for byte (the Host header too, so SigV4
 signatures still verify upstream).
 
-Two ways to misbehave: `Fault`s fire for requests a predicate picks (the Nth
-PUT, every listing, ...), and `Chaos` fails a seeded fraction of all requests
-with a mix of 500 InternalError, 503 SlowDown, resets before and after the
-store acted, truncated bodies and latency. Chaos decisions depend only on the
-seed and the request itself (method, key, query, range, how many times that
-same request was seen), never on thread timing, so a seed replays the same
-faults run after run.
+`rewrite` changes the headers of forwarded answers (e.g. an ETag and the
+server-side-encryption header as SSE-KMS gives them). Two ways to misbehave:
+`Fault`s fire for requests a predicate picks (the Nth PUT, every listing,
+...), and `Chaos` fails a seeded fraction of all requests with a mix of 500
+InternalError, 503 SlowDown, resets before and after the store acted,
+truncated bodies and latency. Chaos decisions depend only on the seed and the
+request itself (method, key, query, range, how many times that same request
+was seen), never on thread timing, so a seed replays the same faults run
+after run.
 """
 
 from __future__ import annotations
