@@ -18,7 +18,8 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from indexer.config import Config, build_parser, from_argv
+from indexer.arguments import build_parser, from_argv
+from indexer.config import Config
 from indexer.errors import RunError, UsageError
 from indexer.pipeline import run
 from indexer.redact import RedactingFilter, forget, redact, register_url

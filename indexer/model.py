@@ -168,6 +168,24 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectFacts:
+    """What a store says of one object besides its bytes: what proves a local copy is it.
+
+    From one HEAD (`--local-copies`): the ETag (quotes kept, as listings give
+    it), a full-object or composite `ChecksumSHA256` (base64) when the object
+    has one, and its server-side encryption, which decides whether the ETag
+    is an MD5 of the bytes at all (not under SSE-KMS or SSE-C).
+    """
+
+    size: int
+    etag: str
+    checksum_sha256: str | None = None
+    checksum_type: str | None = None  # FULL_OBJECT | COMPOSITE (None: not said)
+    encryption: str | None = None  # x-amz-server-side-encryption: AES256, aws:kms, ...
+    customer_key: bool = False  # SSE-C (x-amz-server-side-encryption-customer-algorithm)
+
+
+@dataclass(frozen=True, slots=True)
 class CachedArtifact:
     """One artifact as the cache knows it."""
 
@@ -309,6 +327,12 @@ class ReadResult:
     read_in_full_bytes: int = 0
     filename_mismatches: list[Problem] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)  # gone between listing and reading
+    # shards without usable repodata checksums: info and md5/sha256 from one full read
+    hashed: int = 0
+    hashed_bytes: int = 0  # also in bytes_read
+    # --local-copies: read from the job's files once proven the channel's (how), or not (why)
+    local_proven: list[Problem] = field(default_factory=list)
+    local_not_used: list[Problem] = field(default_factory=list)
 
 
 @dataclass(slots=True)

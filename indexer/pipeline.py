@@ -33,6 +33,7 @@ from indexer.publish.freshness import PUBLISHED_FROM, Settled
 from indexer.publish.outputs import publish
 from indexer.publish.repair import repair_immutable, repaired_outputs
 from indexer.read import channel_repodata, checksums, published
+from indexer.read.localcopies import LocalCopies
 from indexer.read.patch_sources import load_patches, subdir_patches
 from indexer.read.pool import read_and_cache
 from indexer.render import run_exports as render
@@ -202,7 +203,12 @@ def _one_pass(
         rows_before = cache.row_digests()
         to_read = sorted(artifacts, key=lambda e: e.name)
         cache.forget_published()  # every output is fetched and compared
-    values.read = read_and_cache(store, cache, subdir, to_read, config.jobs)
+    sums, full = None, set()
+    if config.shards and plan.to_read:  # what repodata.json cannot vouch for: read once, in full
+        sums = checksums.channel_checksums(store, subdir, {e.name: e for e in listing})
+        full = sums.full_reads(plan.to_read, {e.name for e in plan.changed})
+    local = LocalCopies(config.local_copies) if config.local_copies is not None else None
+    values.read = read_and_cache(store, cache, subdir, to_read, config.jobs, full, local)
     if config.verify:
         values.repaired_rows = verify_rows(cache, rows_before, set(plan.unchanged), subdir)
     cache.update(remove=plan.removed + values.read.vanished)
@@ -230,7 +236,7 @@ def _one_pass(
     if config.shards:
         changed_names = [e.name for e in plan.changed]
         values.checksums = checksums.fill_missing(
-            store, cache, subdir, listing, changed_names, config.jobs
+            store, cache, subdir, listing, changed_names, config.jobs, sums
         )
     cached = cache.states()
     values.listed = len(artifacts)

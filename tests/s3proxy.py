@@ -6,13 +6,15 @@ real ones do: 503 SlowDown, connections reset mid-request, answers too slow.
 Everything else is forwarded byte for byte (the Host header too, so SigV4
 signatures still verify upstream).
 
-Two ways to misbehave: `Fault`s fire for requests a predicate picks (the Nth
-PUT, every listing, ...), and `Chaos` fails a seeded fraction of all requests
-with a mix of 500 InternalError, 503 SlowDown, resets before and after the
-store acted, truncated bodies and latency. Chaos decisions depend only on the
-seed and the request itself (method, key, query, range, how many times that
-same request was seen), never on thread timing, so a seed replays the same
-faults run after run.
+`rewrite` changes the headers of forwarded answers (e.g. an ETag and the
+server-side-encryption header as SSE-KMS gives them). Two ways to misbehave:
+`Fault`s fire for requests a predicate picks (the Nth PUT, every listing,
+...), and `Chaos` fails a seeded fraction of all requests with a mix of 500
+InternalError, 503 SlowDown, resets before and after the store acted,
+truncated bodies and latency. Chaos decisions depend only on the seed and the
+request itself (method, key, query, range, how many times that same request
+was seen), never on thread timing, so a seed replays the same faults run
+after run.
 """
 
 from __future__ import annotations
@@ -119,6 +121,10 @@ class Chaos:
         return sum(n for kind, n in self.injected.items() if kind != "latency")
 
 
+# Rewrites the store's response headers for a request (e.g. an ETag as SSE-KMS gives it).
+Rewrite = Callable[[Seen, list[tuple[str, str]]], list[tuple[str, str]]]
+
+
 class CountingProxy:
     def __init__(self, upstream: str) -> None:
         parsed = urllib.parse.urlparse(upstream)
@@ -126,6 +132,7 @@ class CountingProxy:
         self.seen: list[Seen] = []
         self.faults: list[Fault] = []
         self.chaos: Chaos | None = None
+        self.rewrite: Rewrite | None = None  # applied to every forwarded answer's headers
         self._lock = threading.Lock()
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
@@ -222,7 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
             response = upstream.getresponse()
             seen.status = response.status
             self.send_response_only(response.status, response.reason)
-            for name, value in response.getheaders():
+            answer = response.getheaders()
+            if proxy.rewrite is not None:
+                answer = proxy.rewrite(seen, list(answer))
+            for name, value in answer:
                 if name.lower() not in ("connection", "transfer-encoding"):
                     self.send_header(name, value)
             if response.getheader("Content-Length") is None and self.command != "HEAD":

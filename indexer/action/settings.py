@@ -42,6 +42,7 @@ INPUTS: dict[str, str] = {
     "patches": "",
     "channel-patches": "true",
     "staged": "",
+    "local-copies": "",
     "comment": "auto",
     "comment-header": "default",
     "github-token": "",
@@ -107,6 +108,7 @@ class Settings:
     patches: str = ""
     channel_patches: bool = True
     staged: str = ""
+    local_copies: str = ""
     comment: str = "auto"
     comment_header: str = "default"
     github_token: str = ""
@@ -186,6 +188,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         patches=value["patches"],
         channel_patches=_boolean("channel-patches", value["channel-patches"]),
         staged=value["staged"],
+        local_copies=value["local-copies"],
         comment=_choice("comment", value["comment"], COMMENT_POLICIES),
         comment_header=header,
         github_token=value["github-token"],
@@ -216,6 +219,7 @@ def to_argv(settings: Settings, report: Path, summary: Path) -> list[str]:
         "--prune-shards": settings.prune_shards,
         "--patches": settings.patches,
         "--staged": settings.staged,
+        "--local-copies": settings.local_copies,
     }
     for flag, text in optional.items():
         if text:
@@ -276,6 +280,7 @@ def to_config(settings: Settings, report: Path, summary: Path) -> Config:
         max_removal_share=float(share[:-1]) / 100 if share.endswith("%") else float(share),
         allow_mass_removal=settings.allow_mass_removal,
         staged=Path(settings.staged) if settings.staged else None,
+        local_copies=Path(settings.local_copies) if settings.local_copies else None,
         cache_dir=Path(settings.cache) if settings.cache else None,
         report=report,
         summary=summary,

@@ -8,6 +8,12 @@ read of the artifact in fixed-size chunks (memory stays flat whatever its
 size; on S3 that is one streaming GET). The result goes into the cache's
 md5/sha256 columns, which live as long as the artifact's size and token do,
 so an artifact is never read in full twice.
+
+New and changed artifacts are planned before the read stage
+(`ChannelChecksums.full_reads`): those repodata.json cannot vouch for are read
+in full there, once, info and checksums together (`fullread`), so `fill`
+is left with what that read could not cover (a cache from before checksums,
+a `.conda` too large to spool).
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -85,14 +91,45 @@ def from_channel_repodata(
     return {}, None
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelChecksums:
+    """What the subdir's repodata.json says of artifacts' checksums, and when it was written."""
+
+    known: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    written: float | None = None
+
+    def vouches(self, name: str, size: int, artifact: Entry | None) -> tuple[str, str] | None:
+        """(md5, sha256) of `name` when repodata.json describes these bytes, else None."""
+        entry = self.known.get(name)
+        if entry is None or not _trusted(entry, size, artifact, self.written):
+            return None
+        return entry[1], entry[2]
+
+    def full_reads(self, to_read: Iterable[Entry], distrust: Collection[str]) -> set[str]:
+        """The artifacts among `to_read` whose checksums need a full read of them.
+
+        `distrust` names the artifacts replaced in place this run (see `fill`).
+        """
+        return {
+            e.name for e in to_read if e.name in distrust or self.vouches(e.name, e.size, e) is None
+        }
+
+
+def channel_checksums(
+    store: ChannelStore, subdir: str, listed: dict[str, Entry]
+) -> ChannelChecksums:
+    """The subdir's repodata.json checksums (one GET, or none)."""
+    return ChannelChecksums(*from_channel_repodata(store, subdir, listed))
+
+
 def _trusted(
     entry: tuple[int, str, str] | None,
-    row: CachedArtifact,
+    size: int,
     artifact: Entry | None,
     written: float | None,
 ) -> bool:
     """A repodata entry describes this artifact's bytes (see the module docstring)."""
-    if entry is None or entry[0] != row.size:
+    if entry is None or entry[0] != size:
         return False
     if written is None or artifact is None or artifact.modified is None:
         return True  # the backend cannot tell ages: size is all there is
@@ -126,10 +163,12 @@ def fill_missing(
     listing: list[Entry],
     changed: Iterable[str],
     jobs: int,
+    sums: ChannelChecksums | None = None,
 ) -> ChecksumResult:
     """Give every readable cached artifact md5/sha256 (shards need them); return the cost.
 
-    `changed` names the artifacts replaced in place this run (see `fill`).
+    `changed` names the artifacts replaced in place this run (see `fill`);
+    `sums`, the channel's repodata.json checksums when already fetched.
     """
     return fill(
         store,
@@ -139,6 +178,7 @@ def fill_missing(
         listed={e.name: e for e in listing},
         distrust=set(changed),
         jobs=jobs,
+        sums=sums,
     )
 
 
@@ -151,6 +191,7 @@ def fill(
     listed: dict[str, Entry],
     distrust: set[str],
     jobs: int,
+    sums: ChannelChecksums | None = None,
 ) -> ChecksumResult:
     """Give every readable artifact checksums in the cache; return what it cost.
 
@@ -162,14 +203,14 @@ def fill(
     todo = list(rows)  # readable rows without checksums (`Cache.missing_checksums`)
     if not todo:
         return stats
-    known, written = from_channel_repodata(store, subdir, listed)
+    if sums is None:
+        sums = channel_checksums(store, subdir, listed)
     found: list[CachedArtifact] = []
     to_hash: list[CachedArtifact] = []
     for row in todo:
-        entry = known.get(row.filename)
-        artifact = listed.get(row.filename)
-        if _trusted(entry, row, artifact, written) and row.filename not in distrust:
-            found.append(replace(row, md5=entry[1], sha256=entry[2]))
+        vouched = sums.vouches(row.filename, row.size, listed.get(row.filename))
+        if vouched is not None and row.filename not in distrust:
+            found.append(replace(row, md5=vouched[0], sha256=vouched[1]))
         else:
             to_hash.append(row)
     stats.from_repodata = len(found)

@@ -81,6 +81,11 @@ def subdir_report(
             report.read_in_full += values.read.read_in_full
             report.read_in_full_bytes += values.read.read_in_full_bytes
             report.filename_mismatches += values.read.filename_mismatches
+            # read in full once for info and checksums: in bytes_read already
+            report.checksum_full_reads += values.read.hashed
+            report.checksum_bytes_read += values.read.hashed_bytes
+            report.local_copies_proven += values.read.local_proven
+            report.local_copies_not_used += values.read.local_not_used
         report.repaired += values.repaired_rows
         if values.checksums is not None:
             report.checksums_from_repodata += values.checksums.from_repodata

@@ -115,6 +115,16 @@ def to_markdown(report: RunReport) -> str:
             f"{report.total('checksums_from_repodata')} taken from repodata.json.",
             "",
         ]
+    proven = [(s.subdir, p) for s in report.subdirs for p in s.local_copies_proven]
+    not_used = [(s.subdir, p) for s in report.subdirs for p in s.local_copies_not_used]
+    if proven or not_used:
+        lines += _details(
+            f"Local copies: {len(proven)} read here instead of from the channel, "
+            f"{len(not_used)} not used",
+            [f"- {code(f'{sub}/{p.filename}')}: not used, {plain(p.reason)}" for sub, p in not_used]
+            + [f"- {code(f'{sub}/{p.filename}')}: proven, {plain(p.reason)}" for sub, p in proven],
+            open_=bool(not_used),
+        )
     taken = [(s.subdir, t) for s in report.subdirs for t in s.records_from_repodata]
     if taken:
         lines += _details(

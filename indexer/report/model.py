@@ -50,6 +50,10 @@ class SubdirReport:
     repaired: list[Problem] = field(default_factory=list)
     # a preview without a cache: where what it compares with came from (None: the cache)
     baseline: str | None = None
+    # --local-copies: new artifacts read from the job's files (how each was proven the
+    # channel's object), and those read from the channel instead (why)
+    local_copies_proven: list[Problem] = field(default_factory=list)
+    local_copies_not_used: list[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +88,10 @@ class SubdirReport:
             "refused": self.refused,
             "repaired": [asdict(p) for p in self.repaired],
             "baseline": self.baseline,
+            "local_copies": {
+                "proven": [asdict(p) for p in self.local_copies_proven],
+                "not_used": [asdict(p) for p in self.local_copies_not_used],
+            },
         }
 
 
@@ -124,6 +132,8 @@ class RunReport:
             "read_in_full",
             "read_in_full_bytes",
             "repaired",
+            "local_copies_proven",
+            "local_copies_not_used",
         ):
             totals[key] = self.total(key)
         return {

@@ -70,6 +70,8 @@ def open_channel(config: Config) -> Iterator[tuple[ChannelStore, CacheHome]]:
     removed when it ends; copies that killed runs left are removed first.
     """
     clean_stale_scratch()
+    if config.local_copies is not None and not config.local_copies.is_dir():
+        raise UsageError(f"--local-copies: directory not found: {config.local_copies}")
     store = open_store(config.channel, s3_options(config))
     home = default_cache_home(store, config.cache_dir, config.read_only)
     scratch = None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from indexer.errors import RunError, UsageError
-from indexer.model import Entry, is_artifact
+from indexer.model import Entry, ObjectFacts, is_artifact
 from indexer.storage.base import ChannelStore
 from indexer.storage.local import LocalStore
 
@@ -58,6 +58,13 @@ class StagedOverlay:
             source = self.base
         with source.open_artifact(subdir, name, token) as fileobj:
             yield fileobj
+
+    def object_facts(self, subdir: str, name: str, token: str) -> ObjectFacts | None:
+        """A staged artifact is local already: nothing to prove a local copy against."""
+        if name in self.staged_names(subdir):
+            return None
+        facts = getattr(self.base, "object_facts", None)
+        return None if facts is None else facts(subdir, name, token)
 
     @property
     def bytes_read(self) -> int:

@@ -43,6 +43,7 @@ def test_every_input_maps_to_its_flag() -> None:
         prune_shards="7d",
         patches="patches/patch_instructions.json",
         staged="staged",
+        local_copies="built",
         mode="dry-run",
         fail_on_error="true",
         verify="true",
@@ -63,6 +64,7 @@ def test_every_input_maps_to_its_flag() -> None:
     assert pairs["--prune-shards"] == "7d"
     assert pairs["--patches"] == "patches/patch_instructions.json"
     assert pairs["--staged"] == "staged"
+    assert pairs["--local-copies"] == "built"
     assert pairs["--max-removal-share"] == "80%"
     assert {"--no-shards", "--dry-run", "--strict"} <= set(argv)
     assert {"--verify", "--allow-mass-removal"} <= set(argv)

@@ -106,6 +106,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     build_artifact(added / "noarch", "newpy", "1.0", "py_0", fmt=".tar.bz2", run_exports=["y"])
     noise = random.Random(SEED).randbytes(64 * 1024)  # too big for one tail read: two ranges
     build_artifact(added / "linux-64", "big", "2.0", "0", subdir="linux-64", payload=noise)
+    # A new artifact is one GET now (info and checksums from one read): two more give
+    # the five read kill points the plan takes.
+    build_artifact(added / "noarch", "newpy2", "1.0", "py_0", fmt=".tar.bz2", run_exports=["z"])
+    build_artifact(added / "linux-64", "newlib2", "1.0", "0", subdir="linux-64")
     return channel, added
 
 

@@ -19,7 +19,7 @@ from contextlib import closing, contextmanager, suppress
 from typing import Any
 
 from indexer.errors import Conflict, UsageError
-from indexer.model import Entry, is_subdir_name
+from indexer.model import Entry, ObjectFacts, is_subdir_name
 from indexer.storage.s3.client import ObjectMissing, PreconditionFailed, S3Api, S3Options
 from indexer.storage.s3.ranged import ArtifactFile
 
@@ -155,6 +155,35 @@ class S3Store:
             return None
         name = path.rsplit("/", 1)[-1]
         return _entry(name, {"Size": head["ContentLength"], **head})
+
+    def object_facts(self, subdir: str, name: str, token: str) -> ObjectFacts | None:
+        """One HEAD of an artifact, pinned to the listing's ETag (`--local-copies`).
+
+        None when it vanished; `Conflict` when it was replaced since the
+        listing. `ChecksumMode` asks for the object's stored checksum (S3
+        returns it only when asked).
+        """
+        path = f"{subdir}/{name}"
+        try:
+            head = self.api.call(
+                "HeadObject",
+                self.url(path),
+                Key=self.key(path),
+                IfMatch=token,
+                ChecksumMode="ENABLED",
+            )
+        except ObjectMissing:
+            return None
+        except PreconditionFailed:
+            raise Conflict(path) from None
+        return ObjectFacts(
+            size=int(head.get("ContentLength", -1)),
+            etag=str(head.get("ETag", "")),
+            checksum_sha256=head.get("ChecksumSHA256"),
+            checksum_type=head.get("ChecksumType"),
+            encryption=head.get("ServerSideEncryption"),
+            customer_key=bool(head.get("SSECustomerAlgorithm")),
+        )
 
     def write(
         self,
