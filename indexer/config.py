@@ -83,6 +83,7 @@ class Config:
     addressing_style: str | None = None
     profile: str | None = None
     lock_timeout_s: float | None = field(default_factory=lock_timeout_from_env)
+    command: str = "index"  # or "subdirs": list the channel's subdirs (a matrix plan)
 
     def __post_init__(self) -> None:
         """The rules between settings, checked once (argparse checks each value)."""
@@ -313,7 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
     s3.add_argument("--profile", metavar="NAME", help="AWS profile (AWS_PROFILE)")
     index.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     index.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
+    _add_subdirs_command(commands)
     return parser
+
+
+def _add_subdirs_command(commands: argparse._SubParsersAction) -> None:
+    """`subdirs CHANNEL`: the channel's subdirs as a JSON list, for a `strategy.matrix`."""
+    about = "print the channel's subdirs (noarch, <platform>-<arch>) as a JSON list"
+    plan = commands.add_parser("subdirs", help=about, description=about + ".")
+    plan.add_argument("channel", metavar="CHANNEL", help="channel directory or s3://bucket/prefix")
+    plan.add_argument("--subdir", action="append", default=[], metavar="NAME", help="keep only")
+    for flag in ("--endpoint-url", "--region", "--profile"):
+        plan.add_argument(flag, metavar="VALUE", help="as for index")
+    plan.add_argument("--addressing-style", choices=ADDRESSING_STYLES, help="as for index")
 
 
 def _positive_int(text: str) -> int:
@@ -354,6 +367,9 @@ def from_argv(argv: Sequence[str] | None) -> Config | None:
 
 
 def from_args(args: argparse.Namespace) -> Config:
+    if args.command == "subdirs":
+        s3 = {k: getattr(args, k) for k in ("endpoint_url", "region", "addressing_style")}
+        return Config(args.channel, args.subdir, command="subdirs", profile=args.profile, **s3)
     return Config(
         channel=args.channel,
         subdirs=args.subdir,

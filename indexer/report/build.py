@@ -115,6 +115,11 @@ def subdir_report(
     return report
 
 
+def absent_report(subdir: str, notice: str) -> SubdirReport:
+    """A requested subdir the channel does not have: nothing listed, nothing done."""
+    return SubdirReport(subdir=subdir, notice=notice)
+
+
 def settled_report(
     subdir: str,
     artifacts: int,

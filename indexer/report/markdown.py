@@ -29,6 +29,12 @@ def to_markdown(report: RunReport) -> str:
     lines = [f"## {MARKDOWN_TITLE}: {code(report.channel)}", ""]
     if report.error:
         lines += [f"> [!CAUTION]\n> Run failed: {plain(report.error)}", ""]
+        if not report.subdirs:  # it stopped before any subdir was done
+            lines += [
+                f"Mode **{report.mode}** · nothing was published by this run; "
+                "fix the cause above and run again.",
+            ]
+            return "\n".join(lines).rstrip() + "\n"
     verb = "would upload" if report.mode != "publish" else "uploaded"
     lines += [
         f"Mode **{report.mode}** · {len(report.subdirs)} subdir(s) · "
@@ -45,6 +51,8 @@ def to_markdown(report: RunReport) -> str:
         )
     lines.append("")
     for s in report.subdirs:
+        if s.notice:
+            lines += [f"> [!NOTE]\n> {code(s.subdir)}: {plain(s.notice)}\n"]
         if s.refused:
             lines += [f"> [!CAUTION]\n> {code(s.subdir)}: {plain(s.refused)}\n"]
         lines += [f"> [!WARNING]\n> {code(s.subdir)}: {plain(w)}\n" for w in s.warnings]

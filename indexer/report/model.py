@@ -13,6 +13,10 @@ import orjson
 
 from indexer.model import Lint, Problem, RunExportsChange, Taken
 
+# The version of the JSON report's shape (docs/report.schema.json): raised when a
+# field is removed or changes meaning; new fields keep it.
+SCHEMA_VERSION = 1
+
 
 @dataclass(slots=True)
 class SubdirReport:
@@ -48,6 +52,7 @@ class SubdirReport:
     refused: str | None = None
     # --verify: cache rows and published outputs found differing and repaired
     repaired: list[Problem] = field(default_factory=list)
+    notice: str | None = None  # a requested subdir with nothing in it (not indexed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +86,7 @@ class SubdirReport:
             "read_in_full_bytes": self.read_in_full_bytes,
             "refused": self.refused,
             "repaired": [asdict(p) for p in self.repaired],
+            "notice": self.notice,
         }
 
 
@@ -98,6 +104,11 @@ class RunReport:
     def refused(self) -> dict[str, str]:
         """subdir → why it was not published (the mass-removal guard)."""
         return {s.subdir: s.refused for s in self.subdirs if s.refused}
+
+    @property
+    def notices(self) -> dict[str, str]:
+        """subdir → why it was not indexed (asked for, but the channel has nothing there)."""
+        return {s.subdir: s.notice for s in self.subdirs if s.notice}
 
     @property
     def uploaded(self) -> list[str]:
@@ -124,11 +135,13 @@ class RunReport:
         ):
             totals[key] = self.total(key)
         return {
+            "schema_version": SCHEMA_VERSION,
             "channel": self.channel,
             "mode": self.mode,
             "ok": self.error is None and not self.refused,
             "error": self.error,
             "refused": self.refused,
+            "notices": self.notices,
             "verified": self.verified,
             "totals": totals,
             "subdirs": {s.subdir: s.to_dict() for s in self.subdirs},
