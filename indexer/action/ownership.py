@@ -17,10 +17,18 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def give_back(workspace: str, roots: Iterable[Path]) -> int:
-    """chown every entry under `roots` (and their folders up to the workspace) that we
-    own to the workspace's owner; only as root, only inside the workspace. Returns how
-    many entries changed owner. Never fails the step: a failure is a warning."""
+# File timestamps come from the kernel's coarse clock, a tick behind time.time().
+CLOCK_SLACK_S = 0.1
+
+
+def give_back(workspace: str, roots: Iterable[Path], since: float) -> int:
+    """chown what this step wrote under `roots` (and their folders up to the
+    workspace) to the workspace's owner; only as root, only inside the workspace.
+
+    "Written by this step": owned by us and created or changed (ctime) since
+    `since`, so a root-owned file some earlier step left is not touched.
+    Returns how many entries changed owner. Never fails the step: a failure
+    is a warning."""
     if not workspace or not hasattr(os, "geteuid") or os.geteuid() != 0:
         return 0
     base = Path(workspace).resolve()
@@ -40,7 +48,7 @@ def give_back(workspace: str, roots: Iterable[Path]) -> int:
             if path in seen:
                 continue
             seen.add(path)
-            changed += _chown_ours(path, owner.st_uid, owner.st_gid)
+            changed += _chown_ours(path, owner.st_uid, owner.st_gid, since - CLOCK_SLACK_S)
     return changed
 
 
@@ -60,9 +68,10 @@ def _walk(root: Path) -> Iterable[Path]:
                 yield Path(folder, name)
 
 
-def _chown_ours(path: Path, uid: int, gid: int) -> int:
+def _chown_ours(path: Path, uid: int, gid: int, since: float) -> int:
     try:
-        if path.lstat().st_uid != os.geteuid():
+        st = path.lstat()
+        if st.st_uid != os.geteuid() or st.st_ctime < since:
             return 0
         os.lchown(path, uid, gid)
         return 1

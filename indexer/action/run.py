@@ -14,6 +14,7 @@ import re
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -111,11 +112,12 @@ def annotate(report: Mapping[str, Any], channel: str, strict: bool = False) -> N
 def main(env: Mapping[str, str] | None = None) -> int:
     """Run the step; the files it leaves in the workspace go to the workspace's owner."""
     env = os.environ if env is None else env
+    started = time.time()
     try:
         return _main(env)
     finally:
         workspace = env.get("GITHUB_WORKSPACE", "")
-        give_back(workspace, _written(env, workspace))
+        give_back(workspace, _written(env, workspace), started)
 
 
 def _written(env: Mapping[str, str], workspace: str) -> list[Path]:
