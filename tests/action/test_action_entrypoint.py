@@ -162,9 +162,7 @@ def test_fail_on_error_lists_the_offending_artifacts_as_errors(
     assert not [line for line in result.stdout.splitlines() if line.startswith("::warning")]
 
 
-def test_files_written_to_the_workspace_belong_to_its_owner(
-    sample: Path, tmp_path: Path
-) -> None:
+def test_files_written_to_the_workspace_belong_to_its_owner(sample: Path, tmp_path: Path) -> None:
     """Run as root (as the container is): report, summary, a local channel's outputs and
     its cache are handed to the owner of GITHUB_WORKSPACE."""
     import os

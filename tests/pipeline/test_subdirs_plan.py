@@ -51,9 +51,7 @@ def test_a_requested_subdir_that_is_absent_is_a_notice(tmp_path: Path, run_cli) 
     assert status == 2 and "is not a subdir name" in err
 
 
-def test_a_subdir_that_lost_every_artifact_publishes_empty_outputs(
-    tmp_path: Path, run_cli
-) -> None:
+def test_a_subdir_that_lost_every_artifact_publishes_empty_outputs(tmp_path: Path, run_cli) -> None:
     ch = _channel(tmp_path)
     assert run_cli("index", ch, "-q")[0] == 0
     for artifact in (ch / "linux-64").glob("b-*"):
