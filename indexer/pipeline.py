@@ -269,6 +269,11 @@ def _one_pass(
             prune.record_dropped(cache, subdir, previous, index, time.time())
             existing = prune.shard_names(store, subdir)
         outputs += shards.shard_outputs(subdir, rendered.shards, index, existing)
+        new = {name for v in passes for name in v.new}  # what clients see change, by field
+        values.record_changes, unseen = published.client_record_changes(
+            store, subdir, previous, rendered.shards, cached.keys(), new, config.jobs
+        )
+        values.warnings += unseen
         if config.repodata:
             outputs += repodata_outputs(subdir, *patched_view(cache, instructions))
     stamp = freshness.stamp(subdir, cached, config, inputs)

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from indexer.model import Lint, Problem, RunExportsChange, Taken
+from indexer.model import Lint, Problem, RecordChange, RunExportsChange, Taken
 
 # The version of the JSON report's shape (docs/report.schema.json): raised when a
 # field is removed or changes meaning; new fields keep it.
@@ -53,6 +53,8 @@ class SubdirReport:
     # --verify: cache rows and published outputs found differing and repaired
     repaired: list[Problem] = field(default_factory=list)
     notice: str | None = None  # a requested subdir with nothing in it (not indexed)
+    # record fields clients see change (published shards → this run's), beside run_exports
+    record_changes: list[RecordChange] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,7 @@ class SubdirReport:
             "refused": self.refused,
             "repaired": [asdict(p) for p in self.repaired],
             "notice": self.notice,
+            "record_changes": [asdict(c) for c in self.record_changes],
         }
 
 
@@ -132,6 +135,7 @@ class RunReport:
             "read_in_full",
             "read_in_full_bytes",
             "repaired",
+            "record_changes",
         ):
             totals[key] = self.total(key)
         return {
