@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from actionrun import run_action, runner_env
 from s3server import S3Endpoint, upload_tree
@@ -19,6 +20,7 @@ from dev.sample import build_sample_channel
 from dev.seaweed import Credentials
 
 AWS = {"AWS_EC2_METADATA_DISABLED": "true"}
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs/report.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -102,5 +104,6 @@ def test_wrong_credentials_are_one_error_with_the_s3_code(
     assert result.outputs["summary"] and "changed" not in result.outputs
     report = json.loads((Path(env["GITHUB_WORKSPACE"]) / result.outputs["report"]).read_text())
     assert report["ok"] is False and any(code in report["error"] for code in codes)
+    jsonschema.validate(report, SCHEMA)  # a failed run's report is a report
     assert creds.secret_key not in result.everything
     assert s3.admin.secret_key not in result.everything
