@@ -41,7 +41,7 @@ def give_back(workspace: str, roots: Iterable[Path], since: float) -> int:
     changed = 0
     seen: set[Path] = set()
     for root in roots:
-        root = Path(base, root).absolute()
+        root = Path(os.path.realpath(Path(base, root)))  # a symlink out is not ours
         if not root.is_relative_to(base) or root == base:
             continue
         for path in [*_folders_between(base, root), *_walk(root)]:
