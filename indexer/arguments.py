@@ -176,7 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     index.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
+    _add_subdirs_command(commands)
     return parser
+
+
+def _add_subdirs_command(commands: argparse._SubParsersAction) -> None:
+    """`subdirs CHANNEL`: the channel's subdirs as a JSON list, for a `strategy.matrix`."""
+    about = "print the channel's subdirs (noarch, <platform>-<arch>) as a JSON list"
+    plan = commands.add_parser("subdirs", help=about, description=about + ".")
+    plan.add_argument("channel", metavar="CHANNEL", help="channel directory or s3://bucket/prefix")
+    plan.add_argument("--subdir", action="append", default=[], metavar="NAME", help="keep only")
+    for flag in ("--endpoint-url", "--region", "--profile"):
+        plan.add_argument(flag, metavar="VALUE", help="as for index")
+    plan.add_argument("--addressing-style", choices=ADDRESSING_STYLES, help="as for index")
 
 
 def _positive_int(text: str) -> int:
@@ -217,6 +229,9 @@ def from_argv(argv: Sequence[str] | None) -> Config | None:
 
 
 def from_args(args: argparse.Namespace) -> Config:
+    if args.command == "subdirs":
+        s3 = {k: getattr(args, k) for k in ("endpoint_url", "region", "addressing_style")}
+        return Config(args.channel, args.subdir, command="subdirs", profile=args.profile, **s3)
     return Config(
         channel=args.channel,
         subdirs=args.subdir,

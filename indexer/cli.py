@@ -9,6 +9,7 @@ internal error).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from indexer.pipeline import run
 from indexer.redact import RedactingFilter, forget, redact, register_url
 from indexer.report.markdown import to_markdown
 from indexer.report.model import RunReport
+from indexer.storage.open import open_store, s3_options
 
 log = logging.getLogger("run-exports-index")
 
@@ -136,7 +138,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config is None:  # no command
         build_parser().print_help(sys.stderr)
         return 2
+    if config.command == "subdirs":
+        return print_subdirs(config)
     return run_config(config)
+
+
+def channel_subdirs(config: Config) -> list[str]:
+    """The channel's subdirs (only the listing of its top level is read), sorted.
+
+    With `config.subdirs`, only those of them the channel has: a matrix then
+    never gets a job for a subdir that is not there.
+    """
+    store = open_store(config.channel, s3_options(config))
+    try:
+        found = store.list_subdirs()
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+    wanted = set(config.subdirs)
+    return [name for name in found if not wanted or name in wanted]
+
+
+def print_subdirs(config: Config) -> int:
+    """`run-exports-index subdirs CHANNEL`: a JSON list on stdout; errors as for `index`."""
+    try:
+        names = channel_subdirs(config)
+    except UsageError as exc:
+        print(f"run-exports-index: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except RunError as exc:
+        print(f"run-exports-index: failed: {one_line(exc)}", file=sys.stderr)
+        return 1
+    print(json.dumps(names))
+    return 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +181,7 @@ class Executed:
     status: int
     report: RunReport | None = None
     markdown: str = ""
+    error: str | None = None  # the one-line reason a failed run gives (None: no failure)
 
 
 def run_config(config: Config) -> int:
@@ -165,27 +201,40 @@ def execute(config: Config) -> Executed:
             report = redact_report(run(config))
     except UsageError as exc:
         print(f"run-exports-index: error: {one_line(exc)}", file=sys.stderr)
-        return Executed(2)
+        return failed(config, 2, one_line(exc))
     except RunError as exc:
         print(f"run-exports-index: failed: {one_line(exc)}", file=sys.stderr)
-        return Executed(1)
+        return failed(config, 1, one_line(exc))
     except Exception as exc:
         if config.verbose:
             print(guard_lines(traceback.format_exc()), file=sys.stderr, end="")
-        print(
-            f"run-exports-index: internal error: {type(exc).__name__}: {one_line(exc)} "
-            "(run with --verbose for details)",
-            file=sys.stderr,
-        )
-        return Executed(1)
+        reason = f"internal error: {type(exc).__name__}: {one_line(exc)}"
+        print(f"run-exports-index: {reason} (run with --verbose for details)", file=sys.stderr)
+        return failed(config, 1, reason)
     markdown = write_outputs(report, config)
     if not config.quiet:
         print(markdown)
+    for subdir, why in report.notices.items():
+        print(f"run-exports-index: notice: {one_line(subdir)}: {one_line(why)}", file=sys.stderr)
     for subdir, why in report.refused.items():
         print(f"run-exports-index: {one_line(subdir)} {one_line(why)}", file=sys.stderr)
     if report.refused:
         return Executed(1, report, markdown)
     if config.strict and has_problems(report):
         print("run-exports-index: --strict: problems found (see the summary)", file=sys.stderr)
-        return Executed(1, report, markdown)
+        count = sum(len(s.unreadable) + len(s.run_exports_unknown) for s in report.subdirs)
+        why = f"--strict: {count} artifact(s) unreadable or with malformed run_exports"
+        return Executed(1, report, markdown, why)
     return Executed(0, report, markdown)
+
+
+def failed(config: Config, status: int, reason: str) -> Executed:
+    """A run that stopped: its report says why (`error`, no subdirs), and is written
+    where asked, so tools and the action read the same reason the log shows."""
+    report = RunReport(channel=redact(config.channel), mode=config.mode.value, error=reason)
+    try:
+        markdown = write_outputs(report, config)
+    except OSError as exc:  # the report's folder may be what failed
+        log.warning("could not write the report: %s", exc)
+        markdown = to_markdown(report)
+    return Executed(status, report, markdown, reason)

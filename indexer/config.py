@@ -83,6 +83,7 @@ class Config:
     profile: str | None = None
     unsigned: bool = False  # read a public bucket anonymously (read-only runs only)
     lock_timeout_s: float | None = field(default_factory=lock_timeout_from_env)
+    command: str = "index"  # or "subdirs": list the channel's subdirs (a matrix plan)
 
     def __post_init__(self) -> None:
         """The rules between settings, checked once (argparse checks each value)."""

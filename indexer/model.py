@@ -294,6 +294,21 @@ class RunExportsChange:
 
 
 @dataclass(slots=True)
+class RecordChange:
+    """One field of an artifact's record, as clients solve with it, changing.
+
+    `removed` is a field here too: false → true when the record leaves what
+    clients see while the artifact stays in the channel (a patch's `remove`).
+    """
+
+    package: str
+    filename: str
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(slots=True)
 class Problem:
     filename: str
     reason: str

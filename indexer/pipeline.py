@@ -48,6 +48,7 @@ from indexer.storage.open import open_channel, skipped_warnings
 
 log = logging.getLogger(__name__)
 
+OURS = ("run_exports.json", shards.SHARD_INDEX)  # a subdir that lost its artifacts has them
 MAX_ATTEMPTS = 6  # passes over a subdir when another writer keeps getting there first
 REDO_PAUSE_S = 0.2  # times the attempt, jittered: concurrent runs stop colliding in step
 
@@ -96,6 +97,9 @@ def select_subdirs(store: ChannelStore, requested: list[str]) -> list[str]:
 def index_subdir(store: ChannelStore, home: CacheHome, subdir: str, config: Config) -> SubdirReport:
     """Bring one subdir's outputs in line with its artifacts."""
     listing: list[Entry] | None = store.list_subdir(subdir)
+    if config.subdirs and not any(is_artifact(e.name) or e.name in OURS for e in listing or []):
+        # asked for, but neither artifacts nor our outputs: a notice, not a failure
+        return build.absent_report(subdir, f"no artifacts in {store.location}; nothing to index")
     # --verify trusts no summary (it writes a fresh one when it is done)
     may_settle = freshness.may_settle(config) and not config.verify
     summary = home.settled(subdir) if may_settle else None
@@ -180,8 +184,6 @@ def _one_pass(
     if listing is None:
         listing = store.list_subdir(subdir)
     artifacts = [e for e in listing if is_artifact(e.name)]
-    if not artifacts and config.subdirs and not any(e.name == "run_exports.json" for e in listing):
-        raise UsageError(f"subdir {subdir!r} has no artifacts in {store.location}")
     # -- diff
     states = cache.states()
     plan = diff.plan(artifacts, states)
@@ -292,6 +294,11 @@ def _one_pass(
             every = shards.shard_outputs(subdir, rendered.shards, index, set())
             verify_shards = [o for o in every if o.path in shard_listed]
         outputs += shards.shard_outputs(subdir, rendered.shards, index, existing)
+        new = {name for v in passes for name in v.new}  # what clients see change, by field
+        values.record_changes, unseen = published.client_record_changes(
+            store, subdir, previous, rendered.shards, cached.keys(), new, config.jobs
+        )
+        values.warnings += unseen
         if config.repodata:
             outputs += repodata_outputs(subdir, *patched_view(cache, instructions))
     stamp = freshness.stamp(subdir, cached, config, inputs)

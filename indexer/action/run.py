@@ -14,13 +14,16 @@ import re
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from indexer import cli
 from indexer.action import comment, forkcomment, workflow
+from indexer.action.failure import Files, fail, plan
+from indexer.action.ownership import give_back
 from indexer.action.settings import Settings, SettingsError, from_env, to_argv, to_config
 from indexer.errors import UsageError
 from indexer.redact import redact, register_url
@@ -28,16 +31,6 @@ from indexer.report.markdown import plain
 from indexer.storage.s3 import has_credentials
 
 REPORT_DIR = ".run-exports-index-report"
-
-
-@dataclass(frozen=True)
-class Files:
-    """Where the CLI writes, and how later steps of the job find it."""
-
-    report: Path
-    summary: Path
-    shown_report: str  # the path given in the outputs
-    shown_summary: str
 
 
 def report_files(settings: Settings) -> Files:
@@ -79,16 +72,21 @@ def outputs(report: Mapping[str, Any], files: Files) -> dict[str, str]:
         "uploaded": json.dumps(uploaded),
         "report": files.shown_report,
         "summary": files.shown_summary,
+        "artifacts-changed": str(totals.get("changed", 0)),
+        "lints": str(sum(len(s.get("lints", [])) for s in report.get("subdirs", {}).values())),
+        "subdirs": json.dumps(sorted(report.get("subdirs", {}))),
     }
 
 
-def annotate(report: Mapping[str, Any], channel: str) -> None:
+def annotate(report: Mapping[str, Any], channel: str, strict: bool = False) -> None:
     """One warning annotation per problem (GitHub shows the first 10 of a step).
 
     Lints come first (what a reviewer must act on), then artifacts whose
-    run_exports are malformed, then unreadable artifacts.
+    run_exports are malformed, then unreadable artifacts. With `strict`
+    (fail-on-error) the artifacts that fail the step are errors instead.
     """
     found: list[tuple[str, str, str]] = []  # (subdir/filename, title, message)
+    offending: list[tuple[str, str, str]] = []
     for kind, title, text in (
         ("lints", "lint", lambda p: f"{p['kind']}: {p['message']}"),
         ("run_exports_unknown", "malformed run_exports", lambda p: p["reason"]),
@@ -97,18 +95,20 @@ def annotate(report: Mapping[str, Any], channel: str) -> None:
         for subdir, data in sorted(report.get("subdirs", {}).items()):
             entries = data.get(kind) if kind == "lints" else data.get("artifacts", {}).get(kind)
             for entry in entries or []:
-                found.append((f"{subdir}/{entry['filename']}", title, text(entry)))
-    for where, title, message in found[: workflow.ANNOTATIONS_SHOWN]:
-        workflow.warning(
-            f"{title}: {message}",
-            file=f"{channel.rstrip('/')}/{where}",
-            title=f"run-exports-index: {where}",
-        )
-    if len(found) > workflow.ANNOTATIONS_SHOWN:
-        workflow.warning(
-            f"{len(found) - workflow.ANNOTATIONS_SHOWN} more problems; see the job summary",
-            title="run-exports-index",
-        )
+                into = offending if strict and kind != "lints" else found
+                into.append((f"{subdir}/{entry['filename']}", title, text(entry)))
+    for level, items in ((workflow.error, offending), (workflow.warning, found)):
+        for where, title, message in items[: workflow.ANNOTATIONS_SHOWN]:
+            level(
+                f"{title}: {message}",
+                file=f"{channel.rstrip('/')}/{where}",
+                title=f"run-exports-index: {where}",
+            )
+        if len(items) > workflow.ANNOTATIONS_SHOWN:
+            level(
+                f"{len(items) - workflow.ANNOTATIONS_SHOWN} more problems; see the job summary",
+                title="run-exports-index",
+            )
 
 
 def resolve_unsigned(settings: Settings) -> Settings:
@@ -136,8 +136,41 @@ def resolve_unsigned(settings: Settings) -> Settings:
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
-    """Run the step; the exit status is the CLI's (comment failures never fail it)."""
+    """Run the step; the files it leaves in the workspace go to the workspace's owner."""
     env = os.environ if env is None else env
+    started = time.time()
+    try:
+        return _main(env)
+    finally:
+        workspace = env.get("GITHUB_WORKSPACE", "")
+        give_back(workspace, _written(env, workspace), started)
+
+
+def _written(env: Mapping[str, str], workspace: str) -> list[Path]:
+    """What this step may have written in the workspace: the report folder, a local
+    channel's outputs (its subdir folders' new files) and a cache folder."""
+    roots = [Path(workspace, REPORT_DIR)] if workspace else []
+    channel = env.get("INPUT_CHANNEL", "").strip()
+    if workspace and channel and "://" not in channel:
+        folder = Path(workspace, channel)
+        roots += [folder / ".run-exports-index", *_subdir_folders(folder)]
+    cache = env.get("INPUT_CACHE", "").strip()
+    if workspace and cache and "://" not in cache:
+        roots.append(Path(workspace, cache))
+    return roots
+
+
+def _subdir_folders(channel: Path) -> list[Path]:
+    from indexer.model import is_subdir_name
+
+    try:
+        return [p for p in channel.iterdir() if p.is_dir() and is_subdir_name(p.name)]
+    except OSError:
+        return []
+
+
+def _main(env: Mapping[str, str]) -> int:
+    """Run the step; the exit status is the CLI's (comment failures never fail it)."""
     try:
         settings = from_env(env)
     except SettingsError as exc:
@@ -152,6 +185,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     settings = resolve_unsigned(settings)
     ctx = settings.context
     files = report_files(settings)
+    refusal: UsageError | None = None
     try:
         config = to_config(settings, files.report, files.summary)
     except SettingsError as exc:
@@ -159,6 +193,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
         return 2
     except UsageError as exc:  # settings that do not go together
         config, refusal = None, exc
+    if settings.mode == "plan":
+        return plan(settings, config, refusal, files)
     argv = to_argv(settings, files.report, files.summary)
     for stale in (files.report, files.summary):  # a persistent workspace keeps old runs' files
         stale.unlink(missing_ok=True)
@@ -167,19 +203,20 @@ def main(env: Mapping[str, str] | None = None) -> int:
         print(f"run-exports-index {cli.one_line(shlex.join(argv))}", flush=True)
         if config is None:
             print(f"run-exports-index: error: {cli.one_line(refusal)}", file=sys.stderr)
-            executed = cli.Executed(2)
+            executed = cli.Executed(2, error=cli.one_line(refusal))
         else:
             executed = cli.execute(config)
     status = executed.status
-    if executed.report is None:
-        workflow.error(
-            f"run-exports-index stopped (exit status {status}) without a report; see the log",
-            title="run-exports-index",
-        )
-        return status or 1
+    if executed.report is None or (executed.error and not executed.report.subdirs):
+        reason = executed.error or f"stopped (exit status {status}) without a report; see the log"
+        return fail(settings, files, status or 1, reason, executed.markdown)
     report = executed.report.to_dict()  # the JSON report's shape, as later steps read it
     markdown = executed.markdown
-    annotate(report, settings.channel)
+    if executed.error:  # --strict: the reason, then the offending artifacts
+        workflow.error(executed.error, title="run-exports-index: failed")
+    for subdir, why in sorted(report.get("notices", {}).items()):
+        workflow.notice(f"{subdir}: {why}", title="run-exports-index: nothing to index")
+    annotate(report, settings.channel, strict=bool(executed.error))
     for subdir, why in sorted(report.get("refused", {}).items()):  # the mass-removal guard
         workflow.error(f"{subdir}: {why}", title="run-exports-index: subdir not published")
     workflow.write_outputs(ctx.output_path, outputs(report, files))

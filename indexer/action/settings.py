@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.config import Config, check_prune_age, parse_age
+from indexer.config import ADDRESSING_STYLES, Config, check_prune_age, parse_age
 from indexer.errors import UsageError
 
-MODES = ("publish", "preview", "dry-run", "comment")  # comment: the fork workflow's second half
+# plan: the subdirs for a matrix; comment: the fork workflow's second half
+MODES = ("publish", "preview", "dry-run", "plan", "comment")
 UNSIGNED = ("auto", "true", "false")
 COMMENT_POLICIES = ("auto", "always", "never")
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
@@ -52,6 +53,44 @@ INPUTS: dict[str, str] = {
     "max-removal-share": "0.5",
     "unsigned": "auto",
     "report": "",
+    "repodata": "false",
+    "addressing-style": "",
+}
+
+# Every option of `run-exports-index index` and the input that sets it; a test
+# (tests/action/test_action_yml.py) checks this against the CLI's parser, so a
+# new flag cannot be forgotten here. The run mode flags map to `mode`.
+FLAG_INPUTS: dict[str, str] = {
+    "--subdir": "subdirs",
+    "--cache-dir": "cache",
+    "--jobs": "jobs",
+    "--dry-run": "mode",
+    "--preview": "mode",
+    "--staged": "staged",
+    "--patches": "patches",
+    "--no-channel-patches": "channel-patches",
+    "--strict": "fail-on-error",
+    "--verify": "verify",
+    "--max-removal-share": "max-removal-share",
+    "--allow-mass-removal": "allow-mass-removal",
+    "--no-shards": "shards",
+    "--repodata": "repodata",
+    "--prune-shards": "prune-shards",
+    "--endpoint-url": "endpoint-url",
+    "--region": "region",
+    "--addressing-style": "addressing-style",
+    "--unsigned": "unsigned",
+    "--local-copies": "local-copies",
+}
+# Options deliberately without an input, and why.
+CLI_ONLY: dict[str, str] = {
+    "--help": "prints the usage",
+    "--report": "the action always writes it to the workspace (output `report`)",
+    "--summary": "the action always writes it to the workspace (output `summary`)",
+    "--quiet": "the action prints the summary itself, in a log group",
+    "--verbose": "set by re-running the job with debug logging (RUNNER_DEBUG=1)",
+    "--profile": "a runner has no AWS config profiles; credentials come as AWS_* "
+    "variables (or set AWS_PROFILE in the step's env)",
 }
 TRUE = ("true", "True", "TRUE")  # YAML 1.2 core schema, as actions/toolkit's getBooleanInput
 FALSE = ("false", "False", "FALSE")
@@ -119,6 +158,8 @@ class Settings:
     # auto: unsigned reads in a preview when boto3 finds no credentials (fork pull requests)
     unsigned: str = "auto"
     report: str = ""  # mode: comment: the report JSON a preview run uploaded
+    repodata: bool = False
+    addressing_style: str = ""
     context: Context = field(default_factory=Context)
 
     @property
@@ -198,6 +239,10 @@ def from_env(env: Mapping[str, str]) -> Settings:
         max_removal_share=_share("max-removal-share", value["max-removal-share"]),
         unsigned=_choice("unsigned", value["unsigned"], UNSIGNED),
         report=value["report"],
+        repodata=_boolean("repodata", value["repodata"]),
+        addressing_style=_choice_or_empty(
+            "addressing-style", value["addressing-style"], ADDRESSING_STYLES
+        ),
         context=context,
     )
 
@@ -215,6 +260,7 @@ def to_argv(settings: Settings, report: Path, summary: Path) -> list[str]:
     optional = {
         "--endpoint-url": settings.endpoint_url,
         "--region": settings.region,
+        "--addressing-style": settings.addressing_style,
         "--cache-dir": settings.cache,
         "--prune-shards": settings.prune_shards,
         "--patches": settings.patches,
@@ -227,6 +273,8 @@ def to_argv(settings: Settings, report: Path, summary: Path) -> list[str]:
     argv += ["--jobs", str(settings.jobs)]
     if not settings.shards:
         argv.append("--no-shards")
+    if settings.repodata:
+        argv.append("--repodata")
     if not settings.channel_patches:
         argv.append("--no-channel-patches")
     if settings.mode == "dry-run":
@@ -290,6 +338,8 @@ def to_config(settings: Settings, report: Path, summary: Path) -> Config:
         endpoint_url=settings.endpoint_url or None,
         region=settings.region or None,
         unsigned=settings.unsigned == "true",
+        addressing_style=settings.addressing_style or None,
+        repodata=settings.repodata,
     )
 
 
@@ -297,6 +347,10 @@ def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
     if text not in allowed:
         raise SettingsError(f"input {name!r} must be one of {', '.join(allowed)}: {text!r}")
     return text
+
+
+def _choice_or_empty(name: str, text: str, allowed: tuple[str, ...]) -> str:
+    return _choice(name, text, allowed) if text else ""
 
 
 def _boolean(name: str, text: str) -> bool:

@@ -121,3 +121,7 @@ def write_summary(path: str, markdown: str, run_url: str = "") -> str:
         with open(path, "a", encoding="utf-8") as file:
             file.write(text)
     return text
+
+
+def notice(message: str, **properties: str) -> None:
+    command("notice", message, **properties)

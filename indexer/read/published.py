@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -20,10 +22,11 @@ from indexer import diff
 from indexer.cache.db import Cache
 from indexer.cache.homes import CacheHome
 from indexer.config import Config
-from indexer.model import SECTIONS, CachedArtifact, Entry, is_artifact
+from indexer.model import SECTIONS, CachedArtifact, Entry, RecordChange, is_artifact
 from indexer.publish.freshness import ours
 from indexer.read import channel_repodata
 from indexer.read.parse import check_value
+from indexer.render import records, shards
 from indexer.storage.base import ChannelStore
 from indexer.storage.staged import STAGED_TOKEN_PREFIX as STAGED
 
@@ -218,3 +221,65 @@ def cacheless_preview(
     if config.shards:
         line += "; shards not previewed (they need every artifact's record and checksums)"
     return line, replace(config, shards=False, repodata=False, prune_shards=None)
+
+
+MAX_COMPARED_PACKAGES = 500  # published shards fetched for the record diff, at most
+MAX_SHARD_BYTES = 256 << 20  # a published shard larger than this (decoded) is not compared
+MAX_SHARD_ENTRIES = 1 << 20
+
+
+def client_record_changes(
+    store: ChannelStore,
+    subdir: str,
+    previous: Any,
+    rendered: Mapping[str, bytes],
+    present: Collection[str],
+    new: Collection[str],
+    jobs: int = 8,
+) -> tuple[list[RecordChange], list[str]]:
+    """The record fields clients will see change, and warnings about what was not compared.
+
+    Before: the published shards (the index `previous` names them) of the
+    packages whose shard this run changes; after: `rendered` (package name →
+    shard bytes). Only those shards are fetched (untrusted: bounded), at most
+    `MAX_COMPARED_PACKAGES`. Without a published shard index there is nothing
+    clients see yet: no changes.
+    """
+    if not isinstance(previous, dict) or not isinstance(previous.get("shards"), dict):
+        return [], []
+    old = {
+        name: sha
+        for name, sha in previous["shards"].items()
+        if isinstance(name, str) and isinstance(sha, bytes) and len(sha) == 32
+    }
+    names = records.changed_packages(old, {n: shards.digest(d) for n, d in rendered.items()})
+    warnings: list[str] = []
+    if len(names) > MAX_COMPARED_PACKAGES:
+        warnings.append(
+            f"the records of {len(names)} packages change; the record diff shows the first "
+            f"{MAX_COMPARED_PACKAGES} (by name)"
+        )
+        names = names[:MAX_COMPARED_PACKAGES]
+
+    def published_records(name: str) -> dict[str, dict[str, Any]] | None:
+        if name not in old:
+            return {}
+        data = store.read(shards.shard_path(subdir, old[name]))
+        try:
+            return records.shard_records(shards.decode(data, MAX_SHARD_BYTES, MAX_SHARD_ENTRIES))
+        except Exception:  # absent (None), not zstd, not msgpack, too large
+            return None
+
+    with ThreadPoolExecutor(max(1, min(jobs, len(names), 16))) as pool:
+        befores = list(pool.map(published_records, names))
+    changes: list[RecordChange] = []
+    for name, before in zip(names, befores, strict=True):
+        if before is None:
+            warnings.append(
+                f"the published shard of {name!r} is missing or unreadable: "
+                "its record changes are not shown"
+            )
+            continue
+        after = records.shard_records(shards.decode(rendered[name])) if name in rendered else {}
+        changes += records.record_changes(before, after, present, new)
+    return changes, warnings

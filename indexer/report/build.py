@@ -17,6 +17,7 @@ from indexer.model import (
     Pruned,
     Published,
     ReadResult,
+    RecordChange,
     RunExportsChange,
     Taken,
 )
@@ -41,6 +42,7 @@ class PassValues:
     warnings: list[str] | None = None  # about the channel (stale outputs, patches, repodata)
     patch_warnings: list[str] | None = None
     changes: list[RunExportsChange] | None = None  # rendered vs what clients saw first
+    record_changes: list[RecordChange] | None = None  # record fields clients see change
     lints: list[Lint] | None = None
     taken: list[Taken] | None = None
     published: Published | None = None
@@ -114,10 +116,16 @@ def subdir_report(
     report.warnings = list(_last(passes, "warnings") or [])  # type: ignore[call-overload]
     report.patch_warnings = list(_last(passes, "patch_warnings") or [])  # type: ignore[call-overload]
     report.run_exports_changes = list(_last(passes, "changes") or [])  # type: ignore[call-overload]
+    report.record_changes = list(_last(passes, "record_changes") or [])  # type: ignore[call-overload]
     report.lints = list(_last(passes, "lints") or [])  # type: ignore[call-overload]
     report.records_from_repodata = list(_last(passes, "taken") or [])  # type: ignore[call-overload]
     report.warnings += skipped or []
     return report
+
+
+def absent_report(subdir: str, notice: str) -> SubdirReport:
+    """A requested subdir the channel does not have: nothing listed, nothing done."""
+    return SubdirReport(subdir=subdir, notice=notice)
 
 
 def settled_report(

@@ -7,11 +7,12 @@ words that cannot mention, reference or link (`plain`).
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import Any
 
-from indexer.model import RunExportsChange
+from indexer.model import RecordChange, RunExportsChange
 from indexer.report.model import RunReport
 
 MARKDOWN_TITLE = "run-exports-index"
@@ -29,6 +30,12 @@ def to_markdown(report: RunReport) -> str:
     lines = [f"## {MARKDOWN_TITLE}: {code(report.channel)}", ""]
     if report.error:
         lines += [f"> [!CAUTION]\n> Run failed: {plain(report.error)}", ""]
+        if not report.subdirs:  # it stopped before any subdir was done
+            lines += [
+                f"Mode **{report.mode}** · nothing was published by this run; "
+                "fix the cause above and run again.",
+            ]
+            return "\n".join(lines).rstrip() + "\n"
     verb = "would upload" if report.mode != "publish" else "uploaded"
     lines += [
         f"Mode **{report.mode}** · {len(report.subdirs)} subdir(s) · "
@@ -48,6 +55,8 @@ def to_markdown(report: RunReport) -> str:
         if s.baseline:
             lines += [f"> [!NOTE]\n> {code(s.subdir)}: {plain(s.baseline)}\n"]
     for s in report.subdirs:
+        if s.notice:
+            lines += [f"> [!NOTE]\n> {code(s.subdir)}: {plain(s.notice)}\n"]
         if s.refused:
             lines += [f"> [!CAUTION]\n> {code(s.subdir)}: {plain(s.refused)}\n"]
         lines += [f"> [!WARNING]\n> {code(s.subdir)}: {plain(w)}\n" for w in s.warnings]
@@ -73,6 +82,14 @@ def to_markdown(report: RunReport) -> str:
         )
     else:
         lines += ["No run_exports changes.", ""]
+    fields = [(s.subdir, c) for s in report.subdirs for c in s.record_changes]
+    if fields:  # what clients solve with changes: patches, removals, revocations
+        artifacts = len({(sub, c.filename) for sub, c in fields})
+        lines += _details(
+            f"Record changes clients will see ({len(fields)} field(s) in {artifacts} artifact(s))",
+            _grouped_records(fields),
+            open_=len(fields) <= OPEN_CHANGES,
+        )
     lints = [(s.subdir, lint) for s in report.subdirs for lint in s.lints]
     if lints:
         lines += _details(
@@ -249,6 +266,54 @@ def _grouped_changes(changes: list[tuple[str, RunExportsChange]]) -> list[str]:
             lines.append(f"- **{plain(change.package)}** ({code(subdir)})")
         lines.append("  " + _change_line(change))
     return lines
+
+
+def _grouped_records(fields: list[tuple[str, RecordChange]]) -> list[str]:
+    """Package heading, then each artifact, then one line per field that changes."""
+    lines: list[str] = []
+    package = artifact = None
+    for subdir, c in sorted(fields, key=lambda x: (x[0], x[1].package, x[1].filename)):
+        if (subdir, c.package) != package:
+            package, artifact = (subdir, c.package), None
+            lines.append(f"- **{plain(c.package)}** ({code(subdir)})")
+        if c.filename != artifact:
+            artifact = c.filename
+            lines.append(f"  - {code(c.filename)}")
+        lines.append(f"    - {_field_line(c)}")
+    return lines
+
+
+def _field_line(c: RecordChange) -> str:
+    """`field`: before → after; a list of strings (depends, constrains, track_features
+    as a list) as the items it gains and loses."""
+    if c.field == "removed":
+        return "removed: clients no longer see it" if c.after else "restored: clients see it again"
+    before, after = c.before, c.after
+    if _strings(before) and _strings(after):
+        gained = [code(_short(x)) for x in after if x not in before]
+        lost = [code(_short(x)) for x in before if x not in after]
+        parts = ([f"adds {', '.join(gained)}"] if gained else []) + (
+            [f"drops {', '.join(lost)}"] if lost else []
+        )
+        return f"{code(c.field)}: {'; '.join(parts) or 'reordered'}"
+    return f"{code(c.field)}: {_value(before)} → {_value(after)}"
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+MAX_VALUE = 300  # characters of one value shown; the JSON report has it whole
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE] + "…"
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    return code(_short(json.dumps(value, sort_keys=True, ensure_ascii=False)))
 
 
 def _change_line(c: RunExportsChange) -> str:

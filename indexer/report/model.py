@@ -11,7 +11,11 @@ from typing import Any
 
 import orjson
 
-from indexer.model import Lint, Problem, RunExportsChange, Taken
+from indexer.model import Lint, Problem, RecordChange, RunExportsChange, Taken
+
+# The version of the JSON report's shape (docs/report.schema.json): raised when a
+# field is removed or changes meaning; new fields keep it.
+SCHEMA_VERSION = 1
 
 
 @dataclass(slots=True)
@@ -54,6 +58,9 @@ class SubdirReport:
     # channel's object), and those read from the channel instead (why)
     local_copies_proven: list[Problem] = field(default_factory=list)
     local_copies_not_used: list[Problem] = field(default_factory=list)
+    notice: str | None = None  # a requested subdir with nothing in it (not indexed)
+    # record fields clients see change (published shards → this run's), beside run_exports
+    record_changes: list[RecordChange] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +99,8 @@ class SubdirReport:
                 "proven": [asdict(p) for p in self.local_copies_proven],
                 "not_used": [asdict(p) for p in self.local_copies_not_used],
             },
+            "notice": self.notice,
+            "record_changes": [asdict(c) for c in self.record_changes],
         }
 
 
@@ -109,6 +118,11 @@ class RunReport:
     def refused(self) -> dict[str, str]:
         """subdir → why it was not published (the mass-removal guard)."""
         return {s.subdir: s.refused for s in self.subdirs if s.refused}
+
+    @property
+    def notices(self) -> dict[str, str]:
+        """subdir → why it was not indexed (asked for, but the channel has nothing there)."""
+        return {s.subdir: s.notice for s in self.subdirs if s.notice}
 
     @property
     def uploaded(self) -> list[str]:
@@ -134,14 +148,17 @@ class RunReport:
             "repaired",
             "local_copies_proven",
             "local_copies_not_used",
+            "record_changes",
         ):
             totals[key] = self.total(key)
         return {
+            "schema_version": SCHEMA_VERSION,
             "channel": self.channel,
             "mode": self.mode,
             "ok": self.error is None and not self.refused,
             "error": self.error,
             "refused": self.refused,
+            "notices": self.notices,
             "verified": self.verified,
             "totals": totals,
             "subdirs": {s.subdir: s.to_dict() for s in self.subdirs},

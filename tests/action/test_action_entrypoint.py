@@ -117,9 +117,14 @@ def test_a_failed_run_never_shows_the_previous_runs_report(channel: Path, tmp_pa
     Path(env["GITHUB_STEP_SUMMARY"]).unlink()
     failed = run_action(env)
     assert failed.status != 0
-    assert "without a report" in failed.stdout
+    # issue 16: the failure is the report now (its error), never the old run's counts
+    errors = [line for line in failed.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "channel directory not found" in errors[0]
     assert "changed" not in failed.outputs
-    assert failed.summary == ""
+    assert "Run failed" in failed.summary and "| `noarch` |" not in failed.summary
+    workspace = Path(env["GITHUB_WORKSPACE"])
+    report = json.loads((workspace / failed.outputs["report"]).read_text())
+    assert report["ok"] is False and report["subdirs"] == {} and report["error"]
 
 
 def test_a_mass_removal_fails_the_step_unless_allowed(channel: Path, tmp_path: Path) -> None:
@@ -142,3 +147,53 @@ def test_a_mass_removal_fails_the_step_unless_allowed(channel: Path, tmp_path: P
     assert "--verify: every artifact re-read; 0 cache row(s) or output(s) differed" in (
         result.summary
     )
+
+
+def test_fail_on_error_lists_the_offending_artifacts_as_errors(
+    channel: Path, tmp_path: Path
+) -> None:
+    inputs = {"channel": str(channel), "mode": "dry-run", "fail-on-error": "true"}
+    result = run_action(runner_env(tmp_path, inputs))
+    assert result.status == 1
+    errors = [line for line in result.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 2, errors
+    assert "--strict: 1 artifact(s) unreadable" in errors[0]
+    assert f"file={channel}/noarch/broken-1.0-0.conda" in errors[1]
+    assert not [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+
+
+def test_files_written_to_the_workspace_belong_to_its_owner(sample: Path, tmp_path: Path) -> None:
+    """Run as root (as the container is): report, summary, a local channel's outputs and
+    its cache are handed to the owner of GITHUB_WORKSPACE."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, as the container runs (GitHub runs Docker actions as root)")
+    env = runner_env(tmp_path, {"channel": "ch", "mode": "publish"})
+    workspace = Path(env["GITHUB_WORKSPACE"])
+    shutil.copytree(sample, workspace / "ch")
+    mine = workspace / "ch" / "noarch" / "mine.txt"
+    mine.write_text("root's own file, not the step's")
+    owner = (4321, 4322)
+    for path in (workspace, *workspace.rglob("*")):
+        if path != mine:
+            os.lchown(path, *owner)
+    result = run_action(env)
+    assert result.status == 0, result.stderr
+    written = [
+        workspace / result.outputs["report"],
+        workspace / result.outputs["summary"],
+        workspace / ".run-exports-index-report",
+        workspace / "ch" / "noarch" / "run_exports.json",
+        workspace / "ch" / "noarch" / "shards",
+        *(workspace / "ch" / "noarch" / "shards").iterdir(),
+        *(workspace / "ch" / ".run-exports-index").rglob("*"),
+    ]
+    assert len(written) > 6
+    for path in written:
+        st = path.lstat()
+        assert (st.st_uid, st.st_gid) == owner, path
+    wrong = [p for p in workspace.rglob("*") if p.lstat().st_uid != owner[0] and p != mine]
+    assert wrong == []
+    assert mine.stat().st_uid == 0  # only what the step wrote changes owner

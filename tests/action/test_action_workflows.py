@@ -70,3 +70,17 @@ def test_outputs_read_by_workflows_exist() -> None:
         for name in re.findall(r"steps\.[\w-]+\.outputs\.([\w-]+)", path.read_text()):
             if path.name != "release.yml":
                 assert name in ACTION["outputs"], f"{path.name} reads unknown output {name}"
+
+
+def test_the_matrix_example_plans_its_subdirs_from_the_channel() -> None:
+    """Issue 16: a first job lists the subdirs (mode: plan); the matrix uses that list."""
+    workflow = yaml.safe_load((ROOT / ".github/examples/matrix.yml").read_text())
+    plan, index = workflow["jobs"]["plan"], workflow["jobs"]["index"]
+    (planner,) = [s for s in plan["steps"] if this_action(s.get("uses", ""))]
+    assert planner["with"]["mode"] == "plan"
+    assert plan["outputs"]["subdirs"] == f"${{{{ steps.{planner['id']}.outputs.subdirs }}}}"
+    assert index["needs"] == "plan" and "'[]'" in index["if"]
+    assert index["strategy"]["fail-fast"] is False
+    assert index["strategy"]["matrix"]["subdir"] == "${{ fromJSON(needs.plan.outputs.subdirs) }}"
+    (indexer,) = [s for s in index["steps"] if this_action(s.get("uses", ""))]
+    assert indexer["with"]["subdirs"] == "${{ matrix.subdir }}"

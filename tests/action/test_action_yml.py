@@ -78,3 +78,67 @@ def test_the_usage_docs_list_every_input_and_output() -> None:
     docs = (ROOT / "docs" / "action.md").read_text()
     for name in [*ACTION["inputs"], *ACTION["outputs"]]:
         assert f"`{name}`" in docs, f"docs/action.md does not document {name}"
+
+
+def _index_flags() -> set[str]:
+    """Every option string of `run-exports-index index` (long form), from the parser."""
+    from indexer.config import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command")
+    index = commands.choices["index"]
+    flags: set[str] = set()
+    for action in index._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        flags.update(longs[:1])
+    return flags
+
+
+def test_every_index_flag_has_an_input_or_a_reason_to_be_cli_only() -> None:
+    flags = _index_flags()
+    assert "--repodata" in flags and "--subdir" in flags
+    mapped, cli_only = set(settings.FLAG_INPUTS), set(settings.CLI_ONLY)
+    assert not mapped & cli_only
+    assert flags == mapped | cli_only, (
+        f"flags without an input or a reason: {sorted(flags - mapped - cli_only)}; "
+        f"listed but not flags: {sorted((mapped | cli_only) - flags)}"
+    )
+    for flag, name in settings.FLAG_INPUTS.items():
+        assert name in ACTION["inputs"], f"{flag} maps to {name}, which action.yml lacks"
+    for flag, why in settings.CLI_ONLY.items():
+        assert why.strip(), flag
+    # and every input sets something: a flag, or what the action itself does
+    action_only = {"channel", "comment", "comment-header", "github-token"}
+    assert set(ACTION["inputs"]) == set(settings.FLAG_INPUTS.values()) | action_only
+
+
+def test_every_mapped_input_reaches_its_flag() -> None:
+    """Setting each input to a non-default value puts its flag on the command line."""
+    env = {
+        "INPUT_CHANNEL": "s3://b/p",
+        "INPUT_SUBDIRS": "noarch",
+        "INPUT_CACHE": "c",
+        "INPUT_JOBS": "3",
+        "INPUT_MODE": "dry-run",
+        "INPUT_STAGED": "st",
+        "INPUT_PATCHES": "p",
+        "INPUT_CHANNEL-PATCHES": "false",
+        "INPUT_FAIL-ON-ERROR": "true",
+        "INPUT_VERIFY": "true",
+        "INPUT_MAX-REMOVAL-SHARE": "0.9",
+        "INPUT_ALLOW-MASS-REMOVAL": "true",
+        "INPUT_REPODATA": "true",
+        "INPUT_PRUNE-SHARDS": "7d",
+        "INPUT_ENDPOINT-URL": "http://127.0.0.1:1",
+        "INPUT_REGION": "r",
+        "INPUT_ADDRESSING-STYLE": "path",
+    }
+    argv = settings.to_argv(settings.from_env(env), Path("r"), Path("s"))
+    missing = {f for f in settings.FLAG_INPUTS if f not in argv} - {"--preview", "--no-shards"}
+    assert not missing
+    no_shards = settings.to_argv(
+        settings.from_env({"INPUT_CHANNEL": "c", "INPUT_SHARDS": "false", "INPUT_MODE": "preview"}),
+        Path("r"),
+        Path("s"),
+    )
+    assert "--no-shards" in no_shards and "--preview" in no_shards

@@ -181,9 +181,12 @@ def test_faults_beyond_the_retry_budget_fail_in_one_line_and_publish_nothing_par
     status, report, err = index(run_cli, url, proxy.url, tmp_path, *extra)
     proxy.chaos = None
     assert status == 1, err
-    assert "Traceback" not in err and report == {}
+    assert "Traceback" not in err
     [line] = [ln for ln in err.splitlines() if ln.startswith("run-exports-index:")]
     assert line.startswith("run-exports-index: failed: ")
+    # issue 16: the report of a failed run is the failure, never a partial index report
+    assert report["ok"] is False and report["subdirs"] == {} and report["uploaded"] == []
+    assert report["error"] == line.removeprefix("run-exports-index: failed: ")
     for needle in needles:
         assert needle in line, line
     problems = check_consistent(channel_snapshot(aws_env, bucket, prefix), [before, after])

@@ -12,6 +12,7 @@ the runner consumes to hide it (as for the GitHub token).
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -98,7 +99,11 @@ def test_failing_runs_name_the_endpoint_without_its_credentials(
         return
     status, shown = run_cli(url, endpoint, tmp_path, **env)
     assert status == 1 and expected in shown, shown
-    assert shown.count("\n") < 40  # one error line, not a traceback
+    # issue 16: a failed run writes its report and summary too (the reason, redacted)
+    written = [tmp_path / "report.json", tmp_path / "summary.md"]
+    assert expected in json.loads(written[0].read_text())["error"]
+    in_files = sum(p.read_text().count("\n") + 1 for p in written)
+    assert shown.count("\n") - in_files < 40  # one error line, not a traceback
     assert leaked(shown) == []
 
 

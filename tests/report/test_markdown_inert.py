@@ -28,7 +28,7 @@ from dev.sample import build_artifact
 from indexer.action import run as action_run
 from indexer.action.comment import render as render_comment
 from indexer.model import Lint as LintFinding
-from indexer.model import Problem, RunExportsChange
+from indexer.model import Problem, RecordChange, RunExportsChange
 from indexer.report.markdown import code, plain, to_markdown
 from indexer.report.model import RunReport, SubdirReport
 
@@ -133,6 +133,8 @@ def hostile_report() -> RunReport:
         subdir.warnings.append(f"{text} is not updated because {text}")
         subdir.uploaded.append(f"noarch/{text}")
         subdir.shards_pruned.append(f"noarch/shards/{text}")
+        subdir.record_changes.append(RecordChange(text, filename, text, [text], {text: [text]}))
+        subdir.record_changes.append(RecordChange(text, filename, "depends", [text], [f"{text}!"]))
     return RunReport(channel="s3://b/@octocat #1 www.evil.com", mode="preview", subdirs=[subdir])
 
 
