@@ -82,7 +82,7 @@ def test_the_usage_docs_list_every_input_and_output() -> None:
 
 def _index_flags() -> set[str]:
     """Every option string of `run-exports-index index` (long form), from the parser."""
-    from indexer.config import build_parser
+    from indexer.arguments import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command")
@@ -108,7 +108,8 @@ def test_every_index_flag_has_an_input_or_a_reason_to_be_cli_only() -> None:
     for flag, why in settings.CLI_ONLY.items():
         assert why.strip(), flag
     # and every input sets something: a flag, or what the action itself does
-    action_only = {"channel", "comment", "comment-header", "github-token"}
+    # report: the preview report `mode: comment` posts (the fork workflow's second half)
+    action_only = {"channel", "comment", "comment-header", "github-token", "report"}
     assert set(ACTION["inputs"]) == set(settings.FLAG_INPUTS.values()) | action_only
 
 
@@ -132,6 +133,8 @@ def test_every_mapped_input_reaches_its_flag() -> None:
         "INPUT_ENDPOINT-URL": "http://127.0.0.1:1",
         "INPUT_REGION": "r",
         "INPUT_ADDRESSING-STYLE": "path",
+        "INPUT_UNSIGNED": "true",
+        "INPUT_LOCAL-COPIES": "out",
     }
     argv = settings.to_argv(settings.from_env(env), Path("r"), Path("s"))
     missing = {f for f in settings.FLAG_INPUTS if f not in argv} - {"--preview", "--no-shards"}
