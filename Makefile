@@ -31,8 +31,11 @@ $(BENCH_STAMP): benchmarks/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
+# Both network profiles (loopback, runner-like) by default; e.g.
+# make bench BENCH_ARGS="--compare-ref pre-layout --scenarios cold-large --contenders ours-range"
+BENCH_ARGS ?=
 bench: $(STAMP) $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo

@@ -17,6 +17,7 @@ from pathlib import Path
 from .proxy import CountingProxy, Tally
 
 ROOT = Path(__file__).resolve().parent.parent
+MEASURE = Path(__file__).resolve().parent / "measure.py"
 BENCH_PYTHON = Path(__file__).resolve().parent / ".venv" / "bin" / "python"
 
 OURS_RANGE = "ours --no-shards"
@@ -49,6 +50,8 @@ class Run:
     per_key: dict = field(default_factory=dict)  # artifact key → bytes read (not saved)
     note: str = ""
     load: float = 0.0  # 1-minute load average just before the run
+    network: str = "loopback"  # the proxy's network profile ("direct": no proxy)
+    samples: list[float] = field(default_factory=list)  # wall s of repeated runs, in order
 
     def as_dict(self) -> dict:
         out = dict(self.__dict__)
@@ -67,13 +70,29 @@ class Target:
     work: Path  # per-scenario folder for logs and conda-index's local copy
 
 
-def command(contender: str, target: Target, scenario: str) -> list[str]:
+@dataclass(frozen=True)
+class Revision:
+    """Another revision of this tool, checked out beside the tree (`--compare-ref`).
+
+    Its runs are `python -m indexer` started in `checkout` (the current directory comes
+    first on `sys.path` for `-m`, and PYTHONPATH points there too), with `python`: the
+    current venv when the dependencies are the same, else a venv of its own.
+    """
+
+    label: str  # e.g. "pre-layout (0fbaafe)"
+    checkout: Path
+    python: str
+
+
+def command(
+    contender: str, target: Target, scenario: str, revision: Revision | None = None
+) -> list[str]:
     """The command line of one contender run."""
-    py = sys.executable
-    if contender in (OURS_RANGE, OURS_SHARDS):
+    py = revision.python if revision else sys.executable
+    if contender.startswith((OURS_RANGE, OURS_SHARDS)):
         cmd = [py, "-m", "indexer", "index", target.url, "--endpoint-url", target.endpoint]
         cmd += ["--region", "us-east-1", "--addressing-style", "path", "-q"]
-        return cmd + (["--no-shards"] if contender == OURS_RANGE else [])
+        return cmd + (["--no-shards"] if contender.startswith(OURS_RANGE) else [])
     if contender == RATTLER:
         return [py, "-m", "benchmarks.rattler_run", target.url, target.endpoint]
     if contender == CONDA_INDEX:
@@ -100,7 +119,13 @@ def command(contender: str, target: Target, scenario: str) -> list[str]:
     raise ValueError(contender)
 
 
-def run(contender: str, target: Target, scenario: str, proxy: CountingProxy | None) -> Run:
+def run(
+    contender: str,
+    target: Target,
+    scenario: str,
+    proxy: CountingProxy | None,
+    revision: Revision | None = None,
+) -> Run:
     """One measured run; raises if the contender failed."""
     target.work.mkdir(parents=True, exist_ok=True)
     slug = (
@@ -108,23 +133,29 @@ def run(contender: str, target: Target, scenario: str, proxy: CountingProxy | No
         .replace("/", "_")
         .replace("(", "")
         .replace(")", "")
+        .replace("@", "at")
     )
+    if proxy is not None:
+        slug += f"-{proxy.network.name}"
     out = target.work / f"{slug}.measure.json"
     log = target.work / f"{slug}.log"
     env = {**os.environ, **target.env}
+    cwd = ROOT
+    if revision is not None:
+        cwd = revision.checkout
+        env["PYTHONPATH"] = str(revision.checkout)
     if proxy is not None:
         proxy.take()
     with open(log, "wb") as fh:
         subprocess.run(
             [
                 sys.executable,
-                "-m",
-                "benchmarks.measure",
+                str(MEASURE),  # a script path: the same wrapper whatever the cwd
                 str(out),
                 "--",
-                *command(contender, target, scenario),
+                *command(contender, target, scenario, revision),
             ],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
@@ -142,6 +173,7 @@ def run(contender: str, target: Target, scenario: str, proxy: CountingProxy | No
         measured["returncode"],
         tally.as_dict() if proxy is not None else {},
         dict(tally.per_key),
+        network=proxy.network.name if proxy is not None else "direct",
     )
     if result.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]

@@ -29,9 +29,19 @@ def plain_client(endpoint: str) -> Any:
 
 
 def our_client(endpoint: str) -> Any:
-    """The indexer's own client (imported here: only this mode needs it)."""
-    from indexer.storage.s3.client import S3Options, make_client
+    """The indexer's own client (imported here: only this mode needs it).
 
+    Its module is internal and may move (issue 14); without it this falls back to the
+    stock client and says so on stderr (the contender's log).
+    """
+    try:
+        from indexer.storage.s3.client import S3Options, make_client
+    except ImportError:
+        try:
+            from indexer.s3client import S3Options, make_client
+        except ImportError as error:
+            print(f"indexer.s3client not found ({error}): stock boto3 client", file=sys.stderr)
+            return plain_client(endpoint)
     return make_client(S3Options(endpoint_url=endpoint, addressing_style="path"))
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .gen import MIB
 
-SCENARIOS = ("cold-small", "cold-large", "warm-new", "big", "wide")
+SCENARIOS = ("cold-small", "cold-large", "warm-new", "big", "wide", "after-upload")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class Profile:
     big: int  # the one very large artifact (memory)
     repeat: int  # runs of the short warm measurements (median reported)
     scenarios: tuple[str, ...] = SCENARIOS
+    # after-upload (issue 15's shape): an indexed channel, a few new artifacts, each warm
+    upload_base: int = 200
+    upload_new: int = 10
+    upload_median: int = 1_500_000  # bytes; 40% .tar.bz2, two subdirs
 
 
 FULL = Profile(
@@ -76,6 +80,9 @@ SMOKE = Profile(
     big=4 * MIB,
     repeat=1,
     scenarios=("cold-small", "warm-new"),
+    upload_base=20,
+    upload_new=2,
+    upload_median=64 * 1024,
 )
 
 PROFILES = {p.name: p for p in (FULL, QUICK, SMOKE)}

@@ -11,6 +11,13 @@ It is a small asyncio HTTP/1.1 relay rather than http.server: the benchmark
 machine has two cores, and a proxy that parses headers with the email package
 would add milliseconds to every request of every contender. Only
 `Expect: 100-continue` is answered here (it is never signed) and not passed on.
+
+Network profiles (`NETWORKS`): on `loopback` the proxy only counts. On
+`runner` it also plays the network a hosted CI runner has to S3 in its
+region: every response waits `latency_s` (20 ms) before its first byte, and
+all bodies share one throughput cap (200 MB/s each way, paced by one virtual
+clock per direction for every connection together, as a NIC is shared),
+so eight threads reading at once get 25 MB/s each, not 200.
 """
 
 from __future__ import annotations
@@ -23,6 +30,52 @@ from dataclasses import dataclass, field
 
 CHUNK = 1 << 20
 HEAD_LIMIT = 1 << 20
+SLEEP_MIN_S = 0.001  # below this, owed time is carried to the next chunk (timer granularity)
+
+
+@dataclass(frozen=True)
+class Network:
+    """What the proxy adds on top of loopback: per-response latency, a shared rate cap."""
+
+    name: str
+    latency_s: float = 0.0  # before each response's head is sent
+    rate_bytes_s: float = 0.0  # shared by all connections, each direction; 0 = no cap
+
+    def describe(self) -> str:
+        if not self.latency_s and not self.rate_bytes_s:
+            return f"{self.name} (no added latency, no cap)"
+        return (
+            f"{self.name} (+{self.latency_s * 1000:.0f} ms per response, "
+            f"{self.rate_bytes_s / 1e6:.0f} MB/s shared cap)"
+        )
+
+
+# 20 ms and 200 MB/s: a hosted runner and S3 in the same region (issue 14/15); the latency is
+# a first-byte time of a small GET there, the cap what one VM's NIC sustains to S3 in practice.
+NETWORKS = {
+    "loopback": Network("loopback"),
+    "runner": Network("runner", latency_s=0.020, rate_bytes_s=200e6),
+}
+
+
+class Pacer:
+    """A shared rate cap: each chunk books the link after the previous one and waits its turn.
+
+    One instance per direction serves every connection of the proxy (one event loop, no
+    lock needed), so concurrent transfers divide the rate between them.
+    """
+
+    def __init__(self, rate_bytes_s: float) -> None:
+        self.rate = rate_bytes_s
+        self.free_at = 0.0
+
+    async def pace(self, nbytes: int) -> None:
+        if not self.rate:
+            return
+        now = asyncio.get_running_loop().time()
+        self.free_at = max(now, self.free_at) + nbytes / self.rate
+        if self.free_at - now > SLEEP_MIN_S:
+            await asyncio.sleep(self.free_at - now)
 
 
 @dataclass
@@ -68,8 +121,12 @@ def _parse_head(head: bytes) -> tuple[str, dict[str, str]]:
 class CountingProxy:
     """Start with `with CountingProxy(upstream) as proxy:`; point clients at `proxy.url`."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, network: Network = NETWORKS["loopback"]) -> None:
         parsed = urllib.parse.urlparse(upstream)
+        self.network = network
+        self._down = Pacer(network.rate_bytes_s)  # response bodies, to the client
+        self._up = Pacer(network.rate_bytes_s)  # request bodies, to the server
+        self._clients: set[asyncio.Task | None] = set()
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.tally = Tally()
         self._lock = threading.Lock()
@@ -124,6 +181,8 @@ class CountingProxy:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        task = asyncio.current_task()
+        self._clients.add(task)  # asyncio keeps only weak references to these tasks
         try:
             while True:
                 try:
@@ -137,6 +196,7 @@ class CountingProxy:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self._clients.discard(task)
             writer.close()
             if upstream is not None:
                 upstream[1].close()
@@ -164,13 +224,17 @@ class CountingProxy:
         up_writer.write(head)
         written, read, status = [0], [0], 0
         try:
-            await _relay_body(headers, reader, up_writer, written)
+            await _relay_body(headers, reader, up_writer, written, self._up)
             response_head = await up_reader.readuntil(b"\r\n\r\n")
             status_line, response_headers = _parse_head(response_head)
             status = int(status_line.split(" ")[1])
+            if self.network.latency_s:
+                await asyncio.sleep(self.network.latency_s)
             writer.write(response_head)
             if method != "HEAD" and status not in (204, 304):
-                await _relay_body(response_headers, up_reader, writer, read, until_eof=True)
+                await _relay_body(
+                    response_headers, up_reader, writer, read, self._down, until_eof=True
+                )
             await writer.drain()
         finally:  # a client that hangs up mid-body still counts what it was sent
             self.count(kind, key, status, read[0], written[0])
@@ -182,6 +246,7 @@ async def _relay_body(
     source: asyncio.StreamReader,
     sink: asyncio.StreamWriter,
     progress: list[int],
+    pacer: Pacer,
     until_eof: bool = False,
 ) -> None:
     """Copy one message body (Content-Length, chunked, or to EOF), adding its bytes to progress."""
@@ -195,26 +260,32 @@ async def _relay_body(
                     sink.write(line)
                 sink.write(b"\r\n")
                 return
-            await _copy(source, sink, size, progress)
+            await _copy(source, sink, size, progress, pacer)
             sink.write(await source.readexactly(2))  # the CRLF after the data
         return
     if "content-length" in headers:
-        await _copy(source, sink, int(headers["content-length"]), progress)
+        await _copy(source, sink, int(headers["content-length"]), progress, pacer)
     elif until_eof:
         while chunk := await source.read(CHUNK):
+            await pacer.pace(len(chunk))
             sink.write(chunk)
             await sink.drain()
             progress[0] += len(chunk)
 
 
 async def _copy(
-    source: asyncio.StreamReader, sink: asyncio.StreamWriter, length: int, progress: list[int]
+    source: asyncio.StreamReader,
+    sink: asyncio.StreamWriter,
+    length: int,
+    progress: list[int],
+    pacer: Pacer,
 ) -> None:
     left = length
     while left > 0:
         chunk = await source.read(min(CHUNK, left))
         if not chunk:
             raise asyncio.IncompleteReadError(b"", left)
+        await pacer.pace(len(chunk))
         sink.write(chunk)
         await sink.drain()
         progress[0] += len(chunk)

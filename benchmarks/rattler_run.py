@@ -28,4 +28,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    status = main(sys.argv[1:])
+    # Leave without interpreter finalization: py-rattler's runtime threads can still hold
+    # the GIL state then ("PyGILState_Release ... finalizing", status -6) after a run that
+    # finished its work; the index is written by now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
