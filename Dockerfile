@@ -20,6 +20,9 @@ RUN python -m venv /opt/venv \
 FROM base
 COPY --from=build /opt/venv /opt/venv
 COPY indexer /app/indexer
+# Bytecode made once here: PYTHONDONTWRITEBYTECODE below keeps runs from writing it,
+# so without this every run would compile the package again (~50 ms of CPU).
+RUN /opt/venv/bin/python -m compileall -q /app/indexer
 # Unbuffered so log lines and ::workflow commands:: keep their order.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
