@@ -30,9 +30,10 @@ class Profile:
     big: int  # the one very large artifact (memory)
     repeat: int  # runs of the short warm measurements (median reported)
     scenarios: tuple[str, ...] = SCENARIOS
-    # after-upload (issue 15's shape): an indexed channel, a few new artifacts, each warm
+    # after-upload (issue 15's shape): an indexed channel, then each count of new
+    # artifacts in turn, every contender warm from its own previous run
     upload_base: int = 200
-    upload_new: int = 10
+    upload_new: tuple[int, ...] = (10,)
     upload_median: int = 1_500_000  # bytes; 40% .tar.bz2, two subdirs
 
 
@@ -49,6 +50,8 @@ FULL = Profile(
     wide_payload=512,
     big=2 * 1024 * MIB,
     repeat=3,
+    upload_base=10_000,
+    upload_new=(10, 100),
 )
 
 QUICK = Profile(
@@ -81,7 +84,7 @@ SMOKE = Profile(
     repeat=1,
     scenarios=("cold-small", "warm-new"),
     upload_base=20,
-    upload_new=2,
+    upload_new=(2,),
     upload_median=64 * 1024,
 )
 

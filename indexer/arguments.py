@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=8,
         metavar="N",
-        help="artifacts read at once (default 8)",
+        help="artifacts read at once (default 8); outputs are uploaded twice as many at once "
+        "(at most 32)",
     )
     index.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
     index.add_argument(

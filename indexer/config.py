@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 LOCK_TIMEOUT_ENV = "RUN_EXPORTS_INDEX_LOCK_TIMEOUT"
 ADDRESSING_STYLES = ("path", "virtual")  # S3 bucket URLs (botocore's addressing_style)
+MAX_WRITE_JOBS = 32  # writes at once (Config.write_jobs); storage.s3.client.pool_size covers it
 
 
 class Mode(StrEnum):
@@ -117,6 +118,12 @@ class Config:
     def read_only(self) -> bool:
         """Dry runs and previews write nothing: not the channel, not the cache."""
         return self.dry_run or self.preview
+
+    @property
+    def write_jobs(self) -> int:
+        """Uploads (and pruning deletes) at once: each mostly waits a round trip, so
+        twice `--jobs`, at most `MAX_WRITE_JOBS` (the S3 client's pool has room for them)."""
+        return min(MAX_WRITE_JOBS, 2 * self.jobs)
 
     @property
     def mode(self) -> Mode:

@@ -318,6 +318,7 @@ def _one_pass(
             listing_entry(listing, shards.SHARD_INDEX),
             age=config.prune_shards,
             dry_run=config.read_only,
+            jobs=config.write_jobs,
         )
     if not config.read_only:
         if cache.meta(PUBLISHED_FROM) != stamp:  # an unchanged cache file is not uploaded
@@ -348,7 +349,9 @@ def _publish(
         fixed = repair_immutable(store, outputs + extra, shard_listed, config.read_only)
     values.published = fixed
     try:
-        written = publish(store, cache, outputs, listed, dry_run=config.read_only)
+        written = publish(
+            store, cache, outputs, listed, dry_run=config.read_only, jobs=config.write_jobs
+        )
     except Conflict as exc:  # what went out before it still counts
         values.published = Published(fixed.written + exc.written, list(fixed.repaired))
         raise

@@ -158,3 +158,10 @@ def run_subprocess(
 
 def report_of(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def names_channel(root: Path, count: int, version: str = "1.0") -> Path:
+    """`count` package names in noarch, one artifact each: one shard per name."""
+    for i in range(count):
+        build_artifact(root / "noarch", f"pkg{i:03d}", version, "0", run_exports=[f"pkg{i:03d}"])
+    return root

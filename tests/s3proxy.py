@@ -6,15 +6,21 @@ real ones do: 503 SlowDown, connections reset mid-request, answers too slow.
 Everything else is forwarded byte for byte (the Host header too, so SigV4
 signatures still verify upstream).
 
+`delay_s` delays every request before it is forwarded (a network's round
+trip: 20 ms is what a hosted runner pays to S3 in its region); each `Seen`
+carries when it arrived and when its answer was sent, so a test can see how
+many requests were in flight at once.
+
 `rewrite` changes the headers of forwarded answers (e.g. an ETag and the
-server-side-encryption header as SSE-KMS gives them). Two ways to misbehave:
-`Fault`s fire for requests a predicate picks (the Nth PUT, every listing,
-...), and `Chaos` fails a seeded fraction of all requests with a mix of 500
-InternalError, 503 SlowDown, resets before and after the store acted,
-truncated bodies and latency. Chaos decisions depend only on the seed and the
-request itself (method, key, query, range, how many times that same request
-was seen), never on thread timing, so a seed replays the same faults run
-after run.
+server-side-encryption header as SSE-KMS gives them).
+
+Two ways to misbehave: `Fault`s fire for requests a predicate picks (the Nth
+PUT, every listing, ...), and `Chaos` fails a seeded fraction of all requests
+with a mix of 500 InternalError, 503 SlowDown, resets before and after the
+store acted, truncated bodies and latency. Chaos decisions depend only on the
+seed and the request itself (method, key, query, range, how many times that
+same request was seen), never on thread timing, so a seed replays the same
+faults run after run.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ class Seen:
     headers: dict[str, str]
     status: int = 0
     nbytes: int = 0  # response body bytes sent to the client
+    started: float = 0.0  # time.monotonic() when the request had arrived
+    ended: float = 0.0  # ... and when its answer had been sent (or dropped)
 
     @property
     def is_list(self) -> bool:
@@ -125,9 +133,20 @@ class Chaos:
 Rewrite = Callable[[Seen, list[tuple[str, str]]], list[tuple[str, str]]]
 
 
+def max_in_flight(seen: list[Seen]) -> int:
+    """The most of these requests the proxy was handling at one moment."""
+    events = sorted([(s.started, 1) for s in seen] + [(s.ended, -1) for s in seen])
+    most = current = 0
+    for _, step in events:  # at equal times an end (-1) sorts before a start
+        current += step
+        most = max(most, current)
+    return most
+
+
 class CountingProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, delay_s: float = 0.0) -> None:
         parsed = urllib.parse.urlparse(upstream)
+        self.delay_s = delay_s
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.seen: list[Seen] = []
         self.faults: list[Fault] = []
@@ -185,6 +204,15 @@ class _Handler(BaseHTTPRequestHandler):
     do_PUT = do_HEAD = do_DELETE = do_POST = do_GET
 
     def _forward(self) -> None:
+        started = time.monotonic()
+        self.seen: Seen | None = None
+        try:
+            self._relay()
+        finally:
+            if self.seen is not None:
+                self.seen.started, self.seen.ended = started, time.monotonic()
+
+    def _relay(self) -> None:
         proxy: CountingProxy = self.server.proxy  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -197,7 +225,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Range"),
             {k.lower(): v for k, v in self.headers.items()},
         )
+        self.seen = seen
         fault = proxy.record(seen)
+        if proxy.delay_s:
+            time.sleep(proxy.delay_s)
         action = fault.action if fault is not None else None
         rng: random.Random | None = None
         if fault is None and (rolled := proxy.roll(seen)) is not None:

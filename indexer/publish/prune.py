@@ -16,6 +16,7 @@ from typing import Any
 
 from indexer.cache.db import Cache
 from indexer.model import Entry, Pruned, is_artifact
+from indexer.publish.parallel import run_each
 from indexer.render import shards
 from indexer.storage.base import ChannelStore
 
@@ -110,8 +111,13 @@ def prune(
     age: float,
     dry_run: bool,
     now: float | None = None,
+    jobs: int = 1,
 ) -> Pruned:
-    """Delete shards no index names, past their grace period (`--prune-shards AGE`)."""
+    """Delete shards no index names, past their grace period (`--prune-shards AGE`).
+
+    The deletes go `jobs` at a time (each is a round trip, none depends on
+    another); the cache forgets only the ones that were done.
+    """
     now = time.time() if now is None else now
     folder = f"{subdir}/{shards.SHARDS_FOLDER}"
     current = shards.referenced_names(index)
@@ -134,10 +140,12 @@ def prune(
     present = {f"{folder}/{e.name}" for e in listing}
     gone = [path for path in dropped if path not in present]  # deleted by someone else
     doomed = prunable(listing, current, dropped, folder, now, age)
-    for path in doomed:
-        if not dry_run:
-            store.delete(path)
-    if not dry_run:
-        cache.update_shards_dropped(add=unseen, since=index_written)
-        cache.update_shards_dropped(remove=doomed + gone)
+    if dry_run:
+        return Pruned(doomed)
+    outcome = run_each(store.delete, doomed, jobs)
+    deleted = [path for i, path in enumerate(doomed) if i in outcome.results]
+    cache.update_shards_dropped(add=unseen, since=index_written)
+    cache.update_shards_dropped(remove=deleted + gone)
+    if outcome.error is not None:
+        raise outcome.error
     return Pruned(doomed)

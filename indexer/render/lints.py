@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
-
-from rattler import MatchSpec, Version, VersionSpec
+from typing import TYPE_CHECKING, Any
 
 from indexer.model import CachedArtifact, Lint, filename_mismatch, suffix_of
 from indexer.render.patches import PatchInstructions, unknown_targets
+
+if TYPE_CHECKING:  # rattler is imported where a spec is parsed: ~40 ms a run that lints nothing
+    from rattler import MatchSpec, Version
 
 DROPPED = "dropped-run-exports"
 INVALID_SPEC = "invalid-match-spec"
@@ -71,6 +72,8 @@ def _specs(run_exports: dict[str, Any]) -> Iterable[tuple[str, str]]:
 
 
 def _spec_lints(row: CachedArtifact) -> list[Lint]:
+    from rattler import MatchSpec, Version, VersionSpec
+
     lints = []
     name, version = row.record["name"], row.record["version"]
     for kind, spec in _specs(row.run_exports or {}):
@@ -113,6 +116,8 @@ def _spec_name(spec: MatchSpec) -> str | None:
 
 def _exported_names(run_exports: dict[str, Any] | None) -> dict[str, set[str]]:
     """kind → package names exported (`libfoo >=1` and `libfoo>=1` are both libfoo)."""
+    from rattler import MatchSpec
+
     names: dict[str, set[str]] = {}
     for kind, spec in _specs(run_exports or {}):
         try:
@@ -143,6 +148,8 @@ def _dropped_lints(row: CachedArtifact, previous: CachedArtifact) -> list[Lint]:
 
 
 def _order_key(row: CachedArtifact) -> tuple[Version, int] | None:
+    from rattler import Version
+
     try:
         return Version(str(row.record["version"])), int(row.record.get("build_number", 0))
     except Exception:

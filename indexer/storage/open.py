@@ -12,18 +12,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexer.cache.homes import CacheHome, LocalCacheHome, ScratchCacheHome, clean_stale_scratch
 from indexer.config import Config
 from indexer.errors import UsageError
 from indexer.storage.base import ChannelStore
 from indexer.storage.local import LocalStore
-from indexer.storage.s3 import S3Options, is_s3_url, open_s3_cache_home, open_s3_store, pool_size
 from indexer.storage.staged import StagedOverlay
+
+if TYPE_CHECKING:  # storage.s3 (botocore, ~0.2 s of imports) only for s3:// channels
+    from indexer.storage.s3 import S3Options
+
+
+def is_s3_url(channel: str) -> bool:
+    """Whether a CHANNEL argument names a bucket (as `storage.s3.is_s3_url`, without
+    importing it)."""
+    return channel.startswith("s3://")
 
 
 def s3_options(config: Config) -> S3Options:
     """The S3 connection settings of a run."""
+    from indexer.storage.s3 import S3Options, pool_size
+
     return S3Options(
         endpoint_url=config.endpoint_url,
         region=config.region,
@@ -37,10 +48,13 @@ def s3_options(config: Config) -> S3Options:
 def open_store(channel: str, s3_options: S3Options | None = None) -> ChannelStore:
     """The backend for a CHANNEL argument."""
     if is_s3_url(channel):
+        from indexer.storage.s3 import open_s3_store
+
         return open_s3_store(channel, s3_options)
     if (
         s3_options is not None
-        and replace(s3_options, max_connections=S3Options.max_connections) != S3Options()
+        and replace(s3_options, max_connections=type(s3_options).max_connections)
+        != type(s3_options)()
     ):
         raise UsageError("--endpoint-url, --region, --addressing-style and --profile need s3://")
     return LocalStore(channel)
@@ -56,6 +70,8 @@ def default_cache_home(
     published files, see `read.published.seed_baseline`).
     """
     if is_s3_url(store.location):
+        from indexer.storage.s3 import open_s3_cache_home
+
         return open_s3_cache_home(store, cache_dir, read_only)  # type: ignore[arg-type]
     if cache_dir is not None:
         return LocalCacheHome(cache_dir)
@@ -72,7 +88,7 @@ def open_channel(config: Config) -> Iterator[tuple[ChannelStore, CacheHome]]:
     clean_stale_scratch()
     if config.local_copies is not None and not config.local_copies.is_dir():
         raise UsageError(f"--local-copies: directory not found: {config.local_copies}")
-    store = open_store(config.channel, s3_options(config))
+    store = open_store(config.channel, s3_options(config) if is_s3_url(config.channel) else None)
     home = default_cache_home(store, config.cache_dir, config.read_only)
     scratch = None
     try:

@@ -154,12 +154,19 @@ def test_replaced_artifact_is_hashed_again(channel: Path) -> None:
 
 
 # -- acceptance 3: incremental uploads --------------------------------------------
+def shards_first(writes: list[str]) -> bool:
+    """Every shard written before any other output (issue 15: uploads in parallel)."""
+    kinds = ["/shards/" in path for path in writes]
+    return kinds == sorted(kinds, reverse=True)
+
+
 def test_rerun_uploads_nothing_and_one_new_artifact_one_shard(channel: Path) -> None:
     store, report = run(channel)
     assert sorted(p for p in store.writes if "/shards/" in p) == sorted(
         f"noarch/shards/{h.hex()}.msgpack.zst" for h in index_shards(channel).values()
     )
-    assert store.writes[-1] == "noarch/repodata_shards.msgpack.zst"  # index after its shards
+    assert "noarch/repodata_shards.msgpack.zst" in store.writes
+    assert shards_first(store.writes)  # the index (and every other output) after its shards
     index_bytes = (channel / "noarch" / "repodata_shards.msgpack.zst").read_bytes()
 
     store, report = run(channel)
@@ -170,11 +177,12 @@ def test_rerun_uploads_nothing_and_one_new_artifact_one_shard(channel: Path) -> 
     build_artifact(channel / "noarch", "libb", "3.0")  # new build of an existing name
     store, report = run(channel)
     new_shard = f"noarch/shards/{index_shards(channel)['libb'].hex()}.msgpack.zst"
-    assert store.writes == [
+    # the shard first, then (written concurrently, so in any order) what names it
+    assert store.writes[0] == new_shard
+    assert sorted(store.writes[1:]) == [
+        "noarch/repodata_shards.msgpack.zst",
         "noarch/run_exports.json",
         "noarch/run_exports.json.zst",
-        new_shard,
-        "noarch/repodata_shards.msgpack.zst",
     ]
     new_index = unpack((channel / "noarch" / "repodata_shards.msgpack.zst").read_bytes())
     assert new_index["info"]["created_at"] != unpack(index_bytes)["info"]["created_at"]
