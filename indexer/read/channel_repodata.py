@@ -179,23 +179,25 @@ class ChannelRepodata:
         )
         return kept, Taken(row.filename, fields)
 
-    def _older_than_source(self, row: CachedArtifact) -> bool:
-        """The artifact is known to predate the published file (ages the backend gives)."""
+    def _predates_source(self, row: CachedArtifact) -> bool | None:
+        """Was the artifact there before the published file was written? None: the
+        backend gives no ages to tell."""
         artifact = self.listed.get(row.filename)
         written = self.entry.modified
         if written is None or artifact is None or artifact.modified is None:
-            return False
+            return None
         return artifact.modified <= written
 
+    def _older_than_source(self, row: CachedArtifact) -> bool:
+        """The artifact is known to predate the published file."""
+        return self._predates_source(row) is True
+
     def _trusted(self, size: int | None, row: CachedArtifact) -> bool:
-        """The published entry describes these bytes: same size, written after the artifact."""
+        """The published entry describes these bytes: same size, written after the artifact
+        (where the backend cannot tell ages, size is all there is)."""
         if size is not None and size != row.size:
             return False
-        artifact = self.listed.get(row.filename)
-        written = self.entry.modified
-        if written is None or artifact is None or artifact.modified is None:
-            return True  # the backend cannot tell ages: size is all there is
-        return artifact.modified <= written
+        return self._predates_source(row) is not False
 
     def _table(
         self, digests: dict[str, str | None], *, refresh: bool

@@ -51,6 +51,7 @@ except ImportError:
     from backports import zstd  # type: ignore[no-redef]
 
 from indexer.errors import RunError
+from indexer.model import CachedArtifact, Entry
 from indexer.read import zipcheck
 
 # The JSON rules of the reading stage, also reachable from here (read.parse holds them).
@@ -85,6 +86,21 @@ class ArtifactInfo:
     run_exports: dict[str, Any] | None  # None: unknown (malformed in the package)
     run_exports_error: str | None  # why run_exports are unknown
     read_in_full: bool = False  # a .tar.bz2 read past its payload: info/ was not first
+
+    def row(
+        self, entry: Entry, md5: str | None = None, sha256: str | None = None
+    ) -> CachedArtifact:
+        """The cache row of the listed artifact this was read from."""
+        return CachedArtifact(
+            entry.name,
+            entry.size,
+            entry.token,
+            record=self.record,
+            run_exports=self.run_exports,
+            run_exports_error=self.run_exports_error,
+            md5=md5,
+            sha256=sha256,
+        )
 
 
 def read_info(filename: str, fileobj: BinaryIO, size: int) -> ArtifactInfo:

@@ -125,16 +125,7 @@ class LocalCopies:
             before.st_ino,
         ):
             return LocalRead(None, "the local copy changed while it was read")
-        row = CachedArtifact(
-            entry.name,
-            entry.size,
-            entry.token,
-            record=info.record,
-            run_exports=info.run_exports,
-            run_exports_error=info.run_exports_error,
-            md5=digests.md5.hexdigest(),
-            sha256=digests.sha256.hexdigest(),
-        )
+        row = info.row(entry, digests.md5.hexdigest(), digests.sha256.hexdigest())
         return LocalRead(row, how)
 
 

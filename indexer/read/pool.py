@@ -23,7 +23,7 @@ from indexer.cache.db import Cache
 from indexer.errors import Conflict
 from indexer.model import CONDA, CachedArtifact, Entry, Problem, ReadResult, filename_mismatch
 from indexer.read.fullread import SPOOL_LIMIT, read_in_full
-from indexer.read.info import ArtifactInfo, UnreadableArtifact, read_info
+from indexer.read.info import UnreadableArtifact, read_info
 from indexer.read.localcopies import LocalCopies
 from indexer.read.progress import Progress
 from indexer.storage.base import ChannelStore
@@ -141,25 +141,12 @@ def _read_one(
             except UnreadableArtifact as exc:
                 row = CachedArtifact(entry.name, entry.size, entry.token, error=str(exc))
                 return _Outcome(row, fileobj.bytes_read, exc.read_in_full, local=why)
-            row = _row(entry, info, md5, sha256)
+            row = info.row(entry, md5, sha256)
             return _Outcome(
                 row, fileobj.bytes_read, info.read_in_full, hashed=md5 is not None, local=why
             )
     except FileNotFoundError:
         return None
-
-
-def _row(entry: Entry, info: ArtifactInfo, md5: str | None, sha256: str | None) -> CachedArtifact:
-    return CachedArtifact(
-        entry.name,
-        entry.size,
-        entry.token,
-        record=info.record,
-        run_exports=info.run_exports,
-        run_exports_error=info.run_exports_error,
-        md5=md5,
-        sha256=sha256,
-    )
 
 
 def _bounded_map(fn: Callable[[T], R], items: list[T], jobs: int) -> Iterator[tuple[T, R]]:

@@ -124,6 +124,29 @@ def run_measured(*args: str) -> tuple[int, str, int]:
     return done.returncode, done.stderr, rss_kb // 1024
 
 
+def index_bounded(root: Path, *extra: str) -> tuple[dict, str]:
+    """Index the channel `root/ch` with `--jobs 8` in a child: exit 0, no traceback,
+    peak RSS under MAX_RSS_MB; (the noarch report, stderr)."""
+    report_path = root / "report.json"
+    status, err, rss_mb = run_measured(
+        "index",
+        str(root / "ch"),
+        "--cache-dir",
+        str(root / "cache"),
+        "--report",
+        str(report_path),
+        "--jobs",
+        "8",
+        *extra,
+        "-q",
+    )
+    assert status == 0, err[-3000:]
+    assert "Traceback" not in err
+    assert rss_mb < MAX_RSS_MB, f"peak RSS {rss_mb} MB"
+    print(f"peak RSS {rss_mb} MB")
+    return orjson.loads(report_path.read_bytes())["subdirs"]["noarch"], err
+
+
 def test_hostile_run_is_bounded(tmp_path: Path) -> None:
     noarch = tmp_path / "ch" / "noarch"
     good = {}
@@ -162,23 +185,7 @@ def test_hostile_run_is_bounded(tmp_path: Path) -> None:
     unreadable["smuggled-1.0-0.conda"] = "local headers disagree"
     pax_in_padding(noarch / "paxpad-1.0-0.conda")
 
-    report_path = tmp_path / "report.json"
-    status, err, rss_mb = run_measured(
-        "index",
-        str(tmp_path / "ch"),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--report",
-        str(report_path),
-        "--jobs",
-        "8",
-        "--no-shards",
-        "-q",
-    )
-    assert status == 0, err[-3000:]
-    assert "Traceback" not in err
-    assert rss_mb < MAX_RSS_MB, f"peak RSS {rss_mb} MB"
-    artifacts = orjson.loads(report_path.read_bytes())["subdirs"]["noarch"]["artifacts"]
+    artifacts = index_bounded(tmp_path, "--no-shards")[0]["artifacts"]
     reported = {p["filename"]: p["reason"] for p in artifacts["unreadable"]}
     unknown_got = {p["filename"]: p["reason"] for p in artifacts["run_exports_unknown"]}
     for filename, reason in unreadable.items():
@@ -192,4 +199,3 @@ def test_hostile_run_is_bounded(tmp_path: Path) -> None:
     # what tarfile (conda, conda-index) sees: the record hidden in the padding renames the member
     assert indexed["paxpad-1.0-0.conda"] == {"run_exports": {"weak": ["real"]}}
     assert set(indexed) == {*good, "paxpad-1.0-0.conda"}  # unknown run_exports: left out
-    print(f"peak RSS {rss_mb} MB")
